@@ -1,0 +1,185 @@
+"""The optax wrapper that makes any optimiser sparse.
+
+``sparsify(inner, plan)`` keeps pruned weights, their gradients and their optimiser moments
+exactly zero, runs each method's mask updates on its schedule (counted in optimiser updates)
+inside ``update`` under ``lax.cond``, and starts regrown weights at zero with zero moments. It
+composes like any optax transformation: put clipping, weight decay and Adam inside ``inner``, so
+they only ever see the active weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsparse.sparsity.masks import FilterFn, apply_masks, default_filter, tree_map_masked
+from jaxsparse.sparsity.plan import Group, Plan, resolve_plan
+
+PyTree = Any
+
+
+class SparseState(NamedTuple):
+    """Optimiser state of ``sparsify``: masks (``None`` for dense leaves), the per-layer active
+    counts at the schedule's start and end, the update count and a PRNG key."""
+
+    count: jax.Array
+    key: jax.Array
+    masks: PyTree
+    initial_counts: PyTree
+    final_counts: PyTree
+    inner_state: optax.OptState
+
+
+def _as_key(key: jax.Array | int) -> jax.Array:
+    if isinstance(key, int):
+        return jax.random.PRNGKey(key)
+    return key
+
+
+def _unflatten_like(params: PyTree, leaves: list) -> PyTree:
+    """A tree shaped like ``params`` with the given leaves, ``None`` allowed."""
+    treedef = jax.tree.structure(params)
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _flat(tree: PyTree) -> list:
+    return jax.tree.leaves(tree, is_leaf=lambda x: x is None)
+
+
+def _update_group(
+    group: Group,
+    key: jax.Array,
+    step: jax.Array,
+    weights: list,
+    grads: list,
+    masks: list,
+    initial: list,
+    final: list,
+) -> tuple[list, list]:
+    """One group's masks after its update (if ``step`` is one of its update steps)."""
+    method = group.method
+    old = [masks[i] for i in group.indices]
+
+    def do_update(_):
+        new, regrown = [], []
+        for i in group.indices:
+            m, r = method.update_mask(
+                jax.random.fold_in(key, i),
+                step,
+                weights[i],
+                grads[i],
+                masks[i],
+                initial[i],
+                final[i],
+            )
+            new.append(m)
+            regrown.append(r)
+        return new, regrown
+
+    def skip(_):
+        return old, [jnp.zeros_like(m) for m in old]
+
+    return jax.lax.cond(method.is_update_step(step), do_update, skip, None)
+
+
+def sparsify(
+    inner: optax.GradientTransformation,
+    plan: Plan,
+    *,
+    key: jax.Array | int = 0,
+    filter_fn: FilterFn = default_filter,
+) -> optax.GradientTransformationExtraArgs:
+    """Wrap ``inner`` so that the parameters follow ``plan`` (a method, or module -> method).
+
+    After ``state = tx.init(params)`` zero the pruned weights once with
+    ``params = apply_masks(params, state.masks)``; from then on ``optax.apply_updates`` keeps them
+    exactly zero. ``update`` needs ``params``.
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params: PyTree) -> SparseState:
+        groups = resolve_plan(plan, params, filter_fn)
+        leaves = jax.tree.leaves(params)
+        n = len(leaves)
+        masks, initial, final = [None] * n, [None] * n, [None] * n
+        base_key = _as_key(key)
+        init_key = jax.random.fold_in(base_key, 0)
+        for group in groups:
+            start_counts = group.method.initial_counts(group.shapes, group.fixed)
+            end_counts = group.method.final_counts(group.shapes, group.fixed)
+            for j, i in enumerate(group.indices):
+                initial[i], final[i] = start_counts[j], end_counts[j]
+                masks[i] = group.method.init_mask(
+                    jax.random.fold_in(init_key, i), leaves[i].shape, start_counts[j]
+                )
+        return SparseState(
+            count=jnp.zeros([], jnp.int32),
+            key=base_key,
+            masks=_unflatten_like(params, masks),
+            initial_counts=_unflatten_like(params, initial),
+            final_counts=_unflatten_like(params, final),
+            inner_state=inner.init(params),
+        )
+
+    def update_fn(updates, state: SparseState, params=None, **extra_args):
+        if params is None:
+            raise ValueError("sparsify(...).update needs params (magnitudes decide the masks)")
+        groups = resolve_plan(plan, params, filter_fn)
+        weights, grads = jax.tree.leaves(params), jax.tree.leaves(updates)
+        masks = _flat(state.masks)
+        initial, final = _flat(state.initial_counts), _flat(state.final_counts)
+        regrown: list = [None if m is None else jnp.zeros_like(m) for m in masks]
+        step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.count)
+        new_masks = list(masks)
+        for group in groups:
+            new, grown = _update_group(
+                group, step_key, state.count, weights, grads, masks, initial, final
+            )
+            for j, i in enumerate(group.indices):
+                new_masks[i], regrown[i] = new[j], grown[j]
+        # Weights that carry on: active now and not just (re)grown. Only they see gradients,
+        # keep optimiser moments and move; every other masked weight is set to exactly zero.
+        kept = _unflatten_like(
+            params, [None if m is None else m & ~r for m, r in zip(new_masks, regrown, strict=True)]
+        )
+        masked_grads = apply_masks(updates, kept)
+        inner_updates, inner_state = inner.update(
+            masked_grads, state.inner_state, params, **extra_args
+        )
+        full_kept = tree_map_masked(lambda m, _: m, kept, jax.tree.map(lambda _: True, params))
+        inner_state = optax.tree_utils.tree_map_params(
+            inner,
+            lambda s, m: s if m is True else jnp.where(m, s, jnp.zeros_like(s)),
+            inner_state,
+            full_kept,
+        )
+        new_updates = tree_map_masked(
+            lambda m, u, p: jnp.where(m, u, -p).astype(u.dtype), kept, inner_updates, params
+        )
+        new_state = SparseState(
+            count=optax.safe_int32_increment(state.count),
+            key=state.key,
+            masks=_unflatten_like(params, new_masks),
+            initial_counts=state.initial_counts,
+            final_counts=state.final_counts,
+            inner_state=inner_state,
+        )
+        return new_updates, new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def get_sparse_state(opt_state: optax.OptState) -> SparseState:
+    """The ``SparseState`` inside an optimiser state (itself, or nested in a chain's tuple)."""
+    if isinstance(opt_state, SparseState):
+        return opt_state
+    if isinstance(opt_state, tuple):
+        for sub in opt_state:
+            try:
+                return get_sparse_state(sub)
+            except ValueError:
+                continue
+    raise ValueError("no SparseState found in the optimiser state: was it built with sparsify()?")
