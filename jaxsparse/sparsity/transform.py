@@ -97,6 +97,11 @@ def sparsify(
     After ``state = tx.init(params)`` zero the pruned weights once with
     ``params = apply_masks(params, state.masks)``; from then on ``optax.apply_updates`` keeps them
     exactly zero. ``update`` needs ``params``.
+
+    The schedule's clock is the wrapper's own update count. ``update(..., mask_step=t)`` uses ``t``
+    instead: under ``vmap`` over seeds, an unbatched ``t`` (``in_axes=None``) keeps the mask update
+    a real ``lax.cond``, where a batched count turns it into a ``select`` that runs the mask update
+    at every step.
     """
     inner = optax.with_extra_args_support(inner)
 
@@ -124,7 +129,7 @@ def sparsify(
             inner_state=inner.init(params),
         )
 
-    def update_fn(updates, state: SparseState, params=None, **extra_args):
+    def update_fn(updates, state: SparseState, params=None, *, mask_step=None, **extra_args):
         if params is None:
             raise ValueError("sparsify(...).update needs params (magnitudes decide the masks)")
         groups = resolve_plan(plan, params, filter_fn)
@@ -132,12 +137,11 @@ def sparsify(
         masks = _flat(state.masks)
         initial, final = _flat(state.initial_counts), _flat(state.final_counts)
         regrown: list = [None if m is None else jnp.zeros_like(m) for m in masks]
-        step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.count)
+        step = state.count if mask_step is None else jnp.asarray(mask_step, jnp.int32)
+        step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), step)
         new_masks = list(masks)
         for group in groups:
-            new, grown = _update_group(
-                group, step_key, state.count, weights, grads, masks, initial, final
-            )
+            new, grown = _update_group(group, step_key, step, weights, grads, masks, initial, final)
             for j, i in enumerate(group.indices):
                 new_masks[i], regrown[i] = new[j], grown[j]
         # Weights that carry on: active now and not just (re)grown. Only they see gradients,
