@@ -7,5 +7,19 @@ multi-task batch. See README.md in this folder.
 from envs.minigrid.constants import NUM_ACTIONS, Action
 from envs.minigrid.engine import EnvParams, EnvState, MiniGridEnv
 from envs.minigrid.registry import TASK_NAMES, make
+from envs.minigrid.suites import SUITES, MultiTaskSuite, SuiteObs, SuiteState, make_suite
 
-__all__ = ["NUM_ACTIONS", "TASK_NAMES", "Action", "EnvParams", "EnvState", "MiniGridEnv", "make"]
+__all__ = [
+    "NUM_ACTIONS",
+    "SUITES",
+    "TASK_NAMES",
+    "Action",
+    "EnvParams",
+    "EnvState",
+    "MiniGridEnv",
+    "MultiTaskSuite",
+    "SuiteObs",
+    "SuiteState",
+    "make",
+    "make_suite",
+]
