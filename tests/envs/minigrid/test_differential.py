@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import observe_fn, pad_actions, rollout_fn
+from conftest import batched_reset_fn, observe_fn, pad_actions, rollout_fn
 from reference_bridge import (
     load_into_reference,
     make_reference,
@@ -99,7 +99,7 @@ def test_our_layouts_run_identically_in_reference(task: str) -> None:
     """Our generator's start states, loaded into the reference, behave the same there."""
     env = make(task)
     rng = np.random.default_rng(2)
-    _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(3), 3))
+    _, states = batched_reset_fn(task)(jax.random.split(jax.random.key(3), 16))
     for i in range(3):
         state = jax.tree.map(lambda x, i=i: x[i], states)
         ref = make_reference(task)
