@@ -36,8 +36,9 @@ def time_suite(suite_name: str, n: int, min_seconds: float) -> dict[str, float]:
         def body(state, k):
             k_act, k_step = jax.random.split(k)
             actions = jax.random.randint(k_act, (suite.num_envs,), 0, suite.num_actions)
-            _, state, reward, _, _ = suite.step(k_step, state, actions)
-            return state, reward.sum()
+            obs, state, reward, _, _ = suite.step(k_step, state, actions)
+            # Use the observations, or XLA drops their computation as dead code.
+            return state, reward.sum() + obs.image.sum(dtype=jax.numpy.float32)
 
         return jax.lax.scan(body, state, jax.random.split(key, steps))
 

@@ -3,6 +3,10 @@
 MiniGrid places objects by rejection sampling (`place_obj`): uniform over the cells of a rectangle
 that are empty and not under the agent. Sampling uniformly among those cells directly has the same
 law and a fixed cost, which `jit` needs.
+
+Generators draw all their randomness as one vector of uniforms (`draws`) and turn each into an
+integer, a cell or a permutation here: one PRNG call per reset instead of one per choice. Resets
+run on every step (autoreset under `vmap` computes both branches), and on CPU the PRNG dominated.
 """
 
 from __future__ import annotations
@@ -41,8 +45,25 @@ def rect_mask(shape: tuple[int, int], row: Array, col: Array, height: Array, wid
     return (rows >= row) & (rows < row + height) & (cols >= col) & (cols < col + width)
 
 
+def draws(key: Array, n: int) -> Array:
+    """`n` independent uniforms in [0, 1), the randomness of one reset."""
+    return jax.random.uniform(key, (n,))
+
+
+def uniform_int(u: Array, low: Array | int, high: Array | int) -> Array:
+    """A uniform integer in [low, high) from a uniform `u` (MiniGrid `_rand_int`)."""
+    low = jnp.asarray(low, jnp.int32)
+    span = jnp.asarray(high, jnp.int32) - low
+    return low + jnp.minimum(jnp.floor(u * span).astype(jnp.int32), span - 1)
+
+
+def uniform_permutation(u: Array) -> Array:
+    """A uniform random permutation of range(len(u)) (MiniGrid `np_random.shuffle`)."""
+    return jnp.argsort(u)
+
+
 def sample_free_cell(
-    key: Array, grid: Array, region: Array | None = None, avoid: Array | None = None
+    u: Array, grid: Array, region: Array | None = None, avoid: Array | None = None
 ) -> Array:
     """A uniform (row, col) among empty cells of `region`, never `avoid` (MiniGrid `place_obj`)."""
     free = grid[..., 0] == EMPTY
@@ -50,16 +71,18 @@ def sample_free_cell(
         free = free & region
     if avoid is not None:
         free = free.at[avoid[0], avoid[1]].set(False)
-    flat = jax.random.categorical(key, jnp.where(free.reshape(-1), 0.0, -jnp.inf))
-    return jnp.stack(jnp.divmod(flat, grid.shape[1])).astype(jnp.int32)
+    flat = free.reshape(-1)
+    k = uniform_int(u, 0, jnp.sum(flat))
+    index = jnp.argmax(jnp.cumsum(flat) > k)
+    return jnp.stack(jnp.divmod(index, grid.shape[1])).astype(jnp.int32)
 
 
-def random_direction(key: Array) -> Array:
+def random_direction(u: Array) -> Array:
     """A uniform direction in 0..3 (MiniGrid `place_agent(rand_dir=True)`)."""
-    return jax.random.randint(key, (), 0, 4, dtype=jnp.int32)
+    return uniform_int(u, 0, 4)
 
 
-def put(grid: Array, pos: Array, cell: Array | np.ndarray) -> Array:
+def put(grid: Array, pos: Array | tuple[int, int], cell: Array | np.ndarray) -> Array:
     """The grid with `cell` (an encoding) at `pos` (row, col)."""
     return grid.at[pos[0], pos[1]].set(jnp.asarray(cell, jnp.uint8))
 

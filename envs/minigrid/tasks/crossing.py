@@ -2,19 +2,25 @@
 
 MiniGrid shuffles the candidate rivers (vertical at even columns, horizontal at even rows), keeps
 k, then shuffles the order of crossings and opens one gap per crossing in the current band. The
-same draws are made here with `jax.random.permutation` and `randint` on dynamic bounds.
+same draws are made here with uniform permutations and integers on dynamic bounds.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from envs.minigrid.constants import EMPTY_CELL, GOAL_CELL, LAVA_CELL, WALL_CELL
 from envs.minigrid.engine import Layout, TaskSpec
-from envs.minigrid.layout import NO_MARKS, put, walled_grid
+from envs.minigrid.layout import (
+    NO_MARKS,
+    draws,
+    put,
+    uniform_int,
+    uniform_permutation,
+    walled_grid,
+)
 
 
 def make_crossing(size: int, num_crossings: int, obstacle: str, best_return: float) -> TaskSpec:
@@ -28,11 +34,13 @@ def make_crossing(size: int, num_crossings: int, obstacle: str, best_return: flo
     last = size - 1
 
     def generate(key: Array) -> Layout:
-        k_rivers, k_path, *k_gaps = jax.random.split(key, 2 + num_crossings)
+        u = draws(key, len(river_pos) + 2 * num_crossings)
+        u_rivers, u_path = u[: len(river_pos)], u[len(river_pos) : len(river_pos) + num_crossings]
+        u_gaps = u[len(river_pos) + num_crossings :]
         base = walled_grid(size, size)
         base[size - 2, size - 2] = GOAL_CELL
         grid = jnp.asarray(base)
-        chosen = jax.random.permutation(k_rivers, len(river_pos))[:num_crossings]
+        chosen = uniform_permutation(u_rivers)[:num_crossings]
         is_v = jnp.asarray(river_vertical)[chosen]
         pos = jnp.asarray(river_pos)[chosen]
         rows = jnp.arange(size)[:, None]
@@ -51,18 +59,12 @@ def make_crossing(size: int, num_crossings: int, obstacle: str, best_return: flo
         )
         n_v = jnp.sum(is_v)
         # path: n_v "h" steps (cross a vertical river) then the "v" steps, shuffled.
-        crosses_vertical = (jnp.arange(num_crossings) < n_v)[
-            jax.random.permutation(k_path, num_crossings)
-        ]
+        crosses_vertical = (jnp.arange(num_crossings) < n_v)[uniform_permutation(u_path)]
         room_i = jnp.zeros((), jnp.int32)
         room_j = jnp.zeros((), jnp.int32)
         for step in range(num_crossings):
-            in_band_y = jax.random.randint(
-                k_gaps[step], (), limits_h[room_j] + 1, limits_h[room_j + 1]
-            )
-            in_band_x = jax.random.randint(
-                k_gaps[step], (), limits_v[room_i] + 1, limits_v[room_i + 1]
-            )
+            in_band_y = uniform_int(u_gaps[step], limits_h[room_j] + 1, limits_h[room_j + 1])
+            in_band_x = uniform_int(u_gaps[step], limits_v[room_i] + 1, limits_v[room_i + 1])
             h_step = crosses_vertical[step]
             gap_x = jnp.where(h_step, limits_v[room_i + 1], in_band_x)
             gap_y = jnp.where(h_step, in_band_y, limits_h[room_j + 1])

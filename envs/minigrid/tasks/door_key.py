@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -10,10 +9,12 @@ from envs.minigrid.constants import DOOR, GOAL_CELL, KEY, LOCKED, WALL_CELL, YEL
 from envs.minigrid.engine import Layout, TaskSpec
 from envs.minigrid.layout import (
     NO_MARKS,
+    draws,
     put,
     random_direction,
     rect_mask,
     sample_free_cell,
+    uniform_int,
     walled_grid,
 )
 
@@ -22,18 +23,18 @@ def make_door_key(size: int) -> TaskSpec:
     """DoorKey on a size x size grid, horizon 10 * size**2."""
 
     def generate(key: Array) -> Layout:
-        k_split, k_agent, k_dir, k_door, k_key = jax.random.split(key, 5)
+        u_split, u_agent, u_dir, u_door, u_key = draws(key, 5)
         grid = jnp.asarray(walled_grid(size, size))
         grid = put(grid, (size - 2, size - 2), GOAL_CELL)
-        split = jax.random.randint(k_split, (), 2, size - 2)
+        split = uniform_int(u_split, 2, size - 2)
         column = jnp.arange(size)[None, :] == split
         grid = jnp.where(column[..., None], jnp.asarray(WALL_CELL), grid)
         left = rect_mask((size, size), 0, 0, size, split)
-        agent = sample_free_cell(k_agent, grid, left)
-        direction = random_direction(k_dir)
-        door_row = jax.random.randint(k_door, (), 1, size - 2)
+        agent = sample_free_cell(u_agent, grid, left)
+        direction = random_direction(u_dir)
+        door_row = uniform_int(u_door, 1, size - 2)
         grid = put(grid, jnp.stack([door_row, split]), jnp.array([DOOR, YELLOW, LOCKED]))
-        key_pos = sample_free_cell(k_key, grid, left, avoid=agent)
+        key_pos = sample_free_cell(u_key, grid, left, avoid=agent)
         grid = put(grid, key_pos, jnp.array([KEY, YELLOW, 0]))
         return Layout(grid=grid, agent_pos=agent, agent_dir=direction, marks=NO_MARKS)
 

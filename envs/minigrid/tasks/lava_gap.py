@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from envs.minigrid.constants import EMPTY_CELL, GOAL_CELL, LAVA_CELL
 from envs.minigrid.engine import Layout, TaskSpec
-from envs.minigrid.layout import NO_MARKS, put, walled_grid
+from envs.minigrid.layout import NO_MARKS, draws, put, uniform_int, walled_grid
 
 
 def make_lava_gap(size: int) -> TaskSpec:
     """LavaGap on a size x size grid, horizon 4 * size**2; the agent starts at (1, 1), east."""
 
     def generate(key: Array) -> Layout:
-        k_col, k_row = jax.random.split(key)
+        u_col, u_row = draws(key, 2)
         grid = jnp.asarray(walled_grid(size, size))
         grid = put(grid, (size - 2, size - 2), GOAL_CELL)
-        gap_col = jax.random.randint(k_col, (), 2, size - 2)
-        gap_row = jax.random.randint(k_row, (), 1, size - 1)
+        gap_col = uniform_int(u_col, 2, size - 2)
+        gap_row = uniform_int(u_row, 1, size - 1)
         rows = jnp.arange(size)[:, None]
         cols = jnp.arange(size)[None, :]
         lava = (cols == gap_col) & (rows >= 1) & (rows <= size - 2)

@@ -7,14 +7,13 @@ MiniGrid, pickup acts as toggle. `marks` holds the success cell and the failure 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
 from envs.minigrid.constants import BALL, GREEN, KEY, WALL_CELL
 from envs.minigrid.engine import EnvParams, EnvState, Layout, TaskSpec, success_reward
-from envs.minigrid.layout import put, walled_grid
+from envs.minigrid.layout import draws, put, uniform_int, walled_grid
 
 
 def _after_step(
@@ -50,11 +49,11 @@ def make_memory(size: int) -> TaskSpec:
     base = _base_grid(size)
 
     def generate(key: Array) -> Layout:
-        k_agent, k_start, k_order = jax.random.split(key, 3)
+        u_agent, u_start, u_order = draws(key, 3)
         grid = jnp.asarray(base)
-        agent = jnp.stack([jnp.int32(mid), jax.random.randint(k_agent, (), 1, hallway_end + 1)])
-        start_obj = jnp.where(jax.random.randint(k_start, (), 0, 2) == 0, KEY, BALL)
-        first_obj = jnp.where(jax.random.randint(k_order, (), 0, 2) == 0, BALL, KEY)
+        agent = jnp.stack([jnp.int32(mid), uniform_int(u_agent, 1, hallway_end + 1)])
+        start_obj = jnp.where(u_start < 0.5, KEY, BALL)
+        first_obj = jnp.where(u_order < 0.5, BALL, KEY)
         second_obj = KEY + BALL - first_obj
         grid = put(grid, (mid - 1, 1), jnp.stack([start_obj, GREEN, 0]))
         grid = put(grid, (mid - 2, hallway_end + 1), jnp.stack([first_obj, GREEN, 0]))

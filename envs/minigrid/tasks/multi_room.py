@@ -3,8 +3,9 @@
 MiniGrid draws the first room's corner and size, then up to 8 candidate exits (a wall other than
 the entry wall, a cell on it, the next room's size and offset) and keeps the first candidate whose
 room fits in the 25x25 map; with two rooms there is no overlap test. If none fits it starts over.
-Here each `while_loop` round draws one first room and all 8 candidates at once and keeps the first
-that fits, which has the same law. The map has no outer wall: only the rooms' walls exist.
+Here 8 such rounds (first room and its 8 candidates) are drawn at once and the first that fits is
+kept, repeating in a `while_loop` if none fits, which has the same law. The map has no outer
+wall: only the rooms' walls exist.
 `marks` holds the door cell and the goal cell.
 """
 
@@ -17,16 +18,19 @@ from jax import Array
 from envs.minigrid.constants import CLOSED, DOOR, GOAL_CELL, NUM_COLOURS, WALL_CELL
 from envs.minigrid.engine import Layout, TaskSpec
 from envs.minigrid.layout import (
+    draws,
     empty_grid,
     put,
     random_direction,
     rect_mask,
-    sample_free_cell,
+    uniform_int,
 )
 
 _MAP = 25
 _TRIES = 8
 _MIN_ROOM = 4
+_ROUND_DRAWS = 4 + 7 * _TRIES
+_ROUNDS = 8  # rounds drawn together; one fails with p ~ 0.13, so the while_loop rarely repeats
 
 
 def _fits(top_x: Array, top_y: Array, size_x: Array, size_y: Array) -> Array:
@@ -34,29 +38,46 @@ def _fits(top_x: Array, top_y: Array, size_x: Array, size_y: Array) -> Array:
     return (top_x >= 0) & (top_y >= 0) & (top_x + size_x <= _MAP) & (top_y + size_y < _MAP)
 
 
-def _draw_rooms(key: Array, max_room: int) -> tuple[Array, Array, Array, Array]:
-    """One round: room 1 (x, y, sx, sy), 8 candidate room-2s and doors; returns the first fit."""
-    ks = jax.random.split(key, 9)
-    top1 = jax.random.randint(ks[0], (2,), 0, _MAP - 2)
-    size1 = jax.random.randint(ks[1], (2,), _MIN_ROOM, max_room + 1)
+def _draw_rooms(u: Array, max_room: int) -> tuple[Array, Array, Array, Array]:
+    """One round from `_ROUND_DRAWS` uniforms: room 1 (x, y, sx, sy), 8 candidate room-2s and
+    doors; returns (fits, room1, room2, door) for the first candidate that fits."""
+    top1 = uniform_int(u[0:2], 0, _MAP - 2)
+    size1 = uniform_int(u[2:4], _MIN_ROOM, max_room + 1)
+    c = u[4:].reshape(7, _TRIES)
     # Candidate exits: wall in {0 (east), 1 (south), 3 (north)}; entry wall of room 1 is 2 (west).
-    wall = jnp.array([0, 1, 3])[jax.random.randint(ks[2], (_TRIES,), 0, 3)]
-    along_y = top1[1] + jax.random.randint(ks[3], (_TRIES,), 1, size1[1] - 1)
-    along_x = top1[0] + jax.random.randint(ks[4], (_TRIES,), 1, size1[0] - 1)
+    wall = jnp.array([0, 1, 3])[uniform_int(c[0], 0, 3)]
+    along_y = top1[1] + uniform_int(c[1], 1, size1[1] - 1)
+    along_x = top1[0] + uniform_int(c[2], 1, size1[0] - 1)
     door_x = jnp.where(wall == 0, top1[0] + size1[0] - 1, along_x)
     door_y = jnp.where(wall == 0, along_y, jnp.where(wall == 1, top1[1] + size1[1] - 1, top1[1]))
-    size2 = jax.random.randint(ks[5], (_TRIES, 2), _MIN_ROOM, max_room + 1)
-    offset_y = jax.random.randint(ks[6], (_TRIES,), door_y - size2[:, 1] + 2, door_y)
-    offset_x = jax.random.randint(ks[7], (_TRIES,), door_x - size2[:, 0] + 2, door_x)
+    size2_x = uniform_int(c[3], _MIN_ROOM, max_room + 1)
+    size2_y = uniform_int(c[4], _MIN_ROOM, max_room + 1)
+    offset_y = uniform_int(c[5], door_y - size2_y + 2, door_y)
+    offset_x = uniform_int(c[6], door_x - size2_x + 2, door_x)
     top2_x = jnp.where(wall == 0, door_x, offset_x)
-    top2_y = jnp.where(wall == 0, offset_y, jnp.where(wall == 1, door_y, door_y - size2[:, 1] + 1))
-    fit2 = _fits(top2_x, top2_y, size2[:, 0], size2[:, 1])
+    top2_y = jnp.where(wall == 0, offset_y, jnp.where(wall == 1, door_y, door_y - size2_y + 1))
+    fit2 = _fits(top2_x, top2_y, size2_x, size2_y)
     first = jnp.argmax(fit2)
     ok = _fits(top1[0], top1[1], size1[0], size1[1]) & jnp.any(fit2)
     room1 = jnp.concatenate([top1, size1])
-    room2 = jnp.stack([top2_x[first], top2_y[first], size2[first, 0], size2[first, 1]])
+    room2 = jnp.stack([top2_x[first], top2_y[first], size2_x[first], size2_y[first]])
     door = jnp.stack([door_y[first], door_x[first]])  # (row, col)
     return ok, room1, room2, door
+
+
+def _draw_first_fit(key: Array, max_room: int) -> tuple[Array, Array, Array, Array]:
+    """`_ROUNDS` independent rounds at once; the first that fits (ok False if none did)."""
+    u = draws(key, _ROUNDS * _ROUND_DRAWS).reshape(_ROUNDS, _ROUND_DRAWS)
+    ok, room1, room2, door = jax.vmap(_draw_rooms, in_axes=(0, None))(u, max_room)
+    first = jnp.argmax(ok)
+    return ok[first], room1[first], room2[first], door[first]
+
+
+def _interior_cell(room: Array, u_row: Array, u_col: Array) -> Array:
+    """A uniform (row, col) inside a room given as (x, y, size_x, size_y)."""
+    row = room[1] + 1 + uniform_int(u_row, 0, room[3] - 2)
+    col = room[0] + 1 + uniform_int(u_col, 0, room[2] - 2)
+    return jnp.stack([row, col])
 
 
 def _walls(room: Array) -> Array:
@@ -71,28 +92,27 @@ def make_multi_room(max_room: int) -> TaskSpec:
     """MultiRoom with exactly two rooms of side 4..max_room on a 25x25 map, horizon 2 * 20."""
 
     def generate(key: Array) -> Layout:
-        k_rooms, k_colour, k_agent, k_dir, k_goal = jax.random.split(key, 5)
+        u_colour, u_dir, *u_cells = draws(key, 6)
 
         def cond(carry: tuple) -> Array:
             return ~carry[1]
 
         def body(carry: tuple) -> tuple:
-            key, _, _, _, _ = carry
-            key, sub = jax.random.split(key)
-            return (key, *_draw_rooms(sub, max_room))
+            count = carry[0] + 1
+            return (count, *_draw_first_fit(jax.random.fold_in(key, count), max_room))
 
-        init = (k_rooms, *_draw_rooms(jax.random.fold_in(k_rooms, 1), max_room))
+        init = (jnp.int32(1), *_draw_first_fit(jax.random.fold_in(key, 1), max_room))
         _, _, room1, room2, door = jax.lax.while_loop(cond, body, init)
         grid = jnp.asarray(empty_grid(_MAP, _MAP))
         walls = _walls(room1) | _walls(room2)
         grid = jnp.where(walls[..., None], jnp.asarray(WALL_CELL), grid)
-        colour = jax.random.randint(k_colour, (), 0, NUM_COLOURS)
+        colour = uniform_int(u_colour, 0, NUM_COLOURS)
         grid = put(grid, door, jnp.stack([DOOR, colour, CLOSED]))
-        in_room1 = rect_mask((_MAP, _MAP), room1[1], room1[0], room1[3], room1[2])
-        agent = sample_free_cell(k_agent, grid, in_room1)
-        direction = random_direction(k_dir)
-        in_room2 = rect_mask((_MAP, _MAP), room2[1], room2[0], room2[3], room2[2])
-        goal = sample_free_cell(k_goal, grid, in_room2, avoid=agent)
+        # Room interiors are empty and disjoint, so MiniGrid's rejection sampling of the agent in
+        # room 1 and of the goal in room 2 is a uniform interior cell of each.
+        agent = _interior_cell(room1, u_cells[0], u_cells[1])
+        direction = random_direction(u_dir)
+        goal = _interior_cell(room2, u_cells[2], u_cells[3])
         grid = put(grid, goal, GOAL_CELL)
         return Layout(
             grid=grid, agent_pos=agent, agent_dir=direction, marks=jnp.stack([door, goal])

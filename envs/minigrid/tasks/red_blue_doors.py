@@ -6,13 +6,20 @@ episode with reward 0. `marks` holds the red door's and the blue door's cells.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from envs.minigrid.constants import BLUE, CLOSED, DOOR, OPEN, RED
 from envs.minigrid.engine import EnvParams, EnvState, Layout, TaskSpec, success_reward
-from envs.minigrid.layout import put, random_direction, rect_mask, sample_free_cell, walled_grid
+from envs.minigrid.layout import (
+    draws,
+    put,
+    random_direction,
+    rect_mask,
+    sample_free_cell,
+    uniform_int,
+    walled_grid,
+)
 
 
 def _door_open(state: EnvState, which: int) -> Array:
@@ -41,18 +48,18 @@ def make_red_blue_doors(size: int) -> TaskSpec:
     room_col = size // 2
 
     def generate(key: Array) -> Layout:
-        k_agent, k_dir, k_red, k_blue = jax.random.split(key, 4)
+        u_agent, u_dir, u_red, u_blue = draws(key, 4)
         base = walled_grid(height, width)
         base[0, room_col : room_col + size] = base[size - 1, room_col : room_col + size] = 2, 5, 0
         base[:, room_col] = base[:, room_col + size - 1] = 2, 5, 0
         grid = jnp.asarray(base)
         room = rect_mask((height, width), 0, room_col, size, size)
-        agent = sample_free_cell(k_agent, grid, room)
-        direction = random_direction(k_dir)
-        red = jnp.stack([jax.random.randint(k_red, (), 1, size - 1), jnp.int32(room_col)])
+        agent = sample_free_cell(u_agent, grid, room)
+        direction = random_direction(u_dir)
+        red = jnp.stack([uniform_int(u_red, 1, size - 1), jnp.int32(room_col)])
         grid = put(grid, red, jnp.array([DOOR, RED, CLOSED]))
         blue_col = jnp.int32(room_col + size - 1)
-        blue = jnp.stack([jax.random.randint(k_blue, (), 1, size - 1), blue_col])
+        blue = jnp.stack([uniform_int(u_blue, 1, size - 1), blue_col])
         grid = put(grid, blue, jnp.array([DOOR, BLUE, CLOSED]))
         return Layout(grid=grid, agent_pos=agent, agent_dir=direction, marks=jnp.stack([red, blue]))
 
