@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_count": __import__("os").cpu_count(),
         "versions": {p: version(p) for p in ("jax", "jaxlib", "navix", "minigrid", "gymnasium")},
         "python": platform.python_version(),
+        "load_average_at_start": list(__import__("os").getloadavg()),
     }
     tasks = sorted({t for s in args.suites for t in SUITES[s]})
     reference = {t: time_reference(t, args.seconds) for t in tasks}
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         f"Device: {meta['device']} ({meta['cpu']}, {meta['cpu_count']} cores). Versions: "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f", Python {meta['python']}. Script: `benchmarks/minigrid_env_throughput.py`.",
+        + f", Python {meta['python']}. Script: `benchmarks/minigrid_env_throughput.py`. "
+        + "Load average at start: "
+        + ", ".join(f"{x:.1f}" for x in meta["load_average_at_start"])
+        + " (the machine is shared; other jobs were running).",
         "JAX: jitted `lax.scan` of suite steps (same-step autoreset, per-task statistics), "
         "steady state after compile; env-steps/s summed over all environments. Reference: "
         "`minigrid` 3.2.0 (gymnasium), one env stepped in Python, tasks in turn.",
