@@ -165,6 +165,27 @@ def _check_action(action: np.ndarray) -> None:
         )
 
 
+def check_params(params: EnvParams) -> EnvParams:
+    """Reject a concrete non-positive horizon before tracing (a traced one is checked at run time
+    under `jax.enable_checks`)."""
+    max_steps = params.max_steps
+    concrete = isinstance(max_steps, int | np.integer) or (
+        isinstance(max_steps, np.ndarray | jax.Array)
+        and not isinstance(max_steps, jax.core.Tracer)
+        and np.ndim(max_steps) == 0
+    )
+    if concrete and int(max_steps) < 1:
+        raise ValueError(f"EnvParams.max_steps must be a positive int (>= 1), got {max_steps}")
+    return params
+
+
+def _check_max_steps(max_steps: np.ndarray) -> None:
+    if np.any(np.asarray(max_steps) < 1):
+        raise ValueError(
+            f"EnvParams.max_steps must be a positive int (>= 1), got {np.asarray(max_steps)}"
+        )
+
+
 class MiniGridEnv:
     """A MiniGrid task as a functional, jit/vmap-able environment (gymnax-style API)."""
 
@@ -219,10 +240,11 @@ class MiniGridEnv:
     def _advance(
         self, state: EnvState, action: Array, params: EnvParams | None
     ) -> tuple[EnvState, Array, Array, dict[str, Any]]:
-        params = self.default_params if params is None else params
+        params = self.default_params if params is None else check_params(params)
         action = jnp.asarray(action, jnp.int32)
         if jax.config.jax_enable_checks:
             jax.debug.callback(_check_action, action)
+            jax.debug.callback(_check_max_steps, jnp.asarray(params.max_steps))
         if self.spec.pickup_is_toggle:
             action = jnp.where(action == Action.PICKUP, Action.TOGGLE, action)
         new_state, reached_goal, hit_lava = transition(state, action)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from envs.minigrid import make, make_suite
+from envs.minigrid import EnvParams, make, make_suite
 from envs.minigrid.save_start_pngs import save_start_pngs
 
 
@@ -54,6 +54,18 @@ def test_action_out_of_range_under_jax_checks() -> None:
             jax.block_until_ready(step(jax.random.key(0), state, jnp.int32(7)))
         with pytest.raises(Exception, match=r"action must be an integer in \[0, 6\]"):
             jax.block_until_ready(step(jax.random.key(0), state, jnp.int32(-1)))
+
+
+@pytest.mark.parametrize("max_steps", [0, -5])
+def test_non_positive_horizon(max_steps: int) -> None:
+    env = make("DistShift1")
+    _, state = env.reset(jax.random.key(0))
+    with pytest.raises(ValueError, match=r"EnvParams.max_steps must be a positive int \(>= 1\)"):
+        env.step(jax.random.key(0), state, 0, EnvParams(max_steps=max_steps))
+    # A traced horizon is checked at run time under jax.enable_checks.
+    with jax.enable_checks(True), pytest.raises(Exception, match=r"EnvParams\.max_steps"):
+        params = EnvParams(max_steps=jnp.int32(max_steps))
+        jax.block_until_ready(jax.jit(env.step)(jax.random.key(0), state, 0, params))
 
 
 def test_png_tile_size() -> None:

@@ -125,3 +125,19 @@ def test_red_after_blue_open_fails_like_reference() -> None:
     path, _ = plan_path(grid, pose, tuple(np.asarray(state.marks[0]).tolist()), face=True)
     reward, terminated, _ = replay(task, ref, state, [*path, 5], 720)
     assert terminated and reward == 0.0
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_observation_is_what_img_obs_wrapper_returns(task: str) -> None:
+    """The literal ImgObsWrapper output after reset and one step, for each task."""
+    import gymnasium as gym
+    from minigrid.wrappers import ImgObsWrapper
+
+    wrapped = ImgObsWrapper(gym.make(f"MiniGrid-{task}-v0"))
+    obs, _ = wrapped.reset(seed=42)
+    state = state_from_reference(task, wrapped.unwrapped)
+    np.testing.assert_array_equal(observe_fn(task)(state), obs)
+    obs, *_ = wrapped.step(1)
+    params = EnvParams(jnp.int32(make(task).spec.max_steps))
+    ours = rollout_fn(task)(state, pad_actions([1], LENGTH), params)[0][0]
+    np.testing.assert_array_equal(ours, obs)
