@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         + ", ".join(f"{x:.1f}" for x in meta["load_average_at_start"])
         + " (the machine is shared; other jobs were running).",
         "JAX: jitted `lax.scan` of suite steps (same-step autoreset, per-task statistics), "
-        "steady state after compile; env-steps/s summed over all environments. Reference: "
+        "steady state after compile; env-steps/s summed over all environments; observations "
+        "are used, `info['terminal_observation']` is not (XLA then skips it). Reference: "
         "`minigrid` 3.2.0 (gymnasium), one env stepped in Python, tasks in turn.",
         "",
         "| suite | envs/task | total envs | JAX steps/s | reference steps/s | speed-up |",

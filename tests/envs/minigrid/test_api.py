@@ -77,3 +77,19 @@ def test_default_horizons_match_minigrid() -> None:
 
     for task in expected:
         assert make_reference(task).max_steps == expected[task]
+
+
+def test_envs_package_stands_alone() -> None:
+    """`envs/` imports nothing from `jaxsparse` (it could be published on its own)."""
+    import pathlib
+    import re
+
+    import envs
+
+    root = pathlib.Path(envs.__file__).parent
+    offenders = [
+        str(path)
+        for path in root.rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+jaxsparse", path.read_text(), re.M)
+    ]
+    assert not offenders, offenders
