@@ -73,7 +73,7 @@ def test_default_horizons_match_minigrid() -> None:
     }  # fmt: skip
     for task, horizon in expected.items():
         assert make(task).default_params.max_steps == horizon
-    from reference_bridge import make_reference
+    from minigrid_reference import make_reference
 
     for task in expected:
         assert make_reference(task).max_steps == expected[task]

@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import batched_reset_fn, observe_fn, pad_actions, rollout_fn
-from reference_bridge import (
+from minigrid_reference import (
     load_into_reference,
     make_reference,
     reference_grid,
     state_from_reference,
 )
+from minigrid_testing import batched_reset_fn, observe_fn, pad_actions, rollout_fn
 
 from envs.minigrid import TASK_NAMES, EnvParams, make
 from envs.minigrid.constants import BLUE, DOOR, OPEN, RED

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference_bridge import load_into_reference, make_reference
+from minigrid_reference import load_into_reference, make_reference
 
 from envs.minigrid.constants import (
     BALL,

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import batched_reset_fn, pad_actions, rollout_fn
+from minigrid_testing import batched_reset_fn, pad_actions, rollout_fn
 
 from envs.minigrid import TASK_NAMES, EnvParams, make
 from envs.minigrid.oracle import oracle_actions

@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 import jax
 import numpy as np
 import pytest
-from conftest import batched_reset_fn
-from reference_bridge import make_reference, state_from_reference
+from minigrid_reference import make_reference, state_from_reference
+from minigrid_testing import batched_reset_fn
 
 from envs.minigrid import TASK_NAMES
 from envs.minigrid.constants import DOOR, EMPTY, GOAL, WALL

@@ -1,4 +1,6 @@
-"""Shared fixtures: jitted functions compiled once per task and reused by every test."""
+"""Shared test helpers: jitted functions compiled once per task and reused by every test.
+
+A plain module, not conftest.py, so it cannot clash with another conftest named `conftest`."""
 
 from __future__ import annotations
 
@@ -6,9 +8,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import pytest
 
-from envs.minigrid import TASK_NAMES, make
+from envs.minigrid import make
 
 
 @functools.cache
@@ -44,8 +45,3 @@ def pad_actions(actions: list[int], length: int) -> jnp.ndarray:
     """Fixed-length action array (so one compiled rollout serves every sequence)."""
     assert len(actions) <= length, (len(actions), length)
     return jnp.asarray(actions + [6] * (length - len(actions)), jnp.int32)
-
-
-@pytest.fixture(params=TASK_NAMES)
-def task(request) -> str:
-    return request.param
