@@ -1,0 +1,1 @@
+"""JAX-native environments for jaxsparse; this package imports nothing from `jaxsparse`."""

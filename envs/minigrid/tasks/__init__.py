@@ -1,0 +1,1 @@
+"""The seven MiniGrid tasks, one module per family, each exposing a `TaskSpec`."""
