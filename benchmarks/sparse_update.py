@@ -183,7 +183,7 @@ def main() -> None:
     for n_seeds in seed_counts:
         dense_rate = None
         for name, method in methods(args.freq).items():
-            clocks = [False, True] if (n_seeds > 1 and method is not None) else [False]
+            clocks = [False, True] if isinstance(method, GMP | SET) else [False]
             for unbatched in clocks:
                 r = measure(method, n_seeds, args.updates, reps, unbatched)
                 dense_rate = dense_rate or r["updates_per_s_total"]

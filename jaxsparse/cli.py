@@ -9,7 +9,8 @@ import sys
 TRAINERS: dict[str, str] = {}
 
 PLANNED = {
-    "mt3-gmp": "MTPPO + GMP on MiniGrid MT3 (PPO trainer: issue 4; MiniGrid suites: issue 3)",
+    "mt3-gmp": "MTPPO + GMP on MiniGrid MT3: the MiniGrid suites (envs.minigrid) and the networks\n"
+    "  (jaxsparse.nets) exist; the PPO trainer and the runner do not yet (issue 4)",
     "mt10-gmp": "multi-head SAC + GMP on Meta-World MT10 (SAC: issue 7; MJX port: issue 6)",
 }
 
@@ -28,8 +29,9 @@ def _train(args: argparse.Namespace) -> int:
         f"jaxsparse train {args.experiment}: not built yet.\n"
         f"  {PLANNED[args.experiment]}.\n"
         "  Built today: the sparse-training core (jaxsparse.sparsity: masks, uniform/ERK,\n"
-        "  GMP/SET/RigL/static/grow, module-specific plans, the optax wrapper) and the\n"
-        "  plasticity metrics (jaxsparse.plasticity). See README.md for a usage example.",
+        "  GMP/SET/RigL/static/grow, module-specific plans, the optax wrapper), the plasticity\n"
+        "  metrics (jaxsparse.plasticity), the MiniGrid MT3/MT5/MT7 suites (envs.minigrid) and\n"
+        "  the MTPPO / MoE / MOORE networks (jaxsparse.nets). See README.md.",
         file=sys.stderr,
     )
     return 3

@@ -73,13 +73,19 @@ def apply_masks(params: PyTree, masks: PyTree) -> PyTree:
 def topk_mask(scores: jax.Array, k: jax.Array | int) -> jax.Array:
     """Boolean mask of exactly ``k`` highest scores (ties broken by lower flat index).
 
-    ``k`` may be traced: ranks come from one stable sort rather than ``lax.top_k``, whose ``k`` must
-    be static.
+    ``k`` may be traced (``lax.top_k`` needs a static ``k``). One value sort finds the k-th
+    largest score; ties at that threshold are taken in index order with a cumulative sum. No
+    scatter: under ``vmap`` a batched scatter is slow on CPU, a batched sort is not.
     """
     flat = scores.reshape(-1)
-    order = jnp.argsort(-flat, stable=True)
-    ranks = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
-    return (ranks < k).reshape(scores.shape)
+    k = jnp.clip(jnp.asarray(k, jnp.int32), 0, flat.size)
+    descending = -jnp.sort(-flat)
+    threshold = descending[jnp.maximum(k - 1, 0)]
+    above = flat > threshold
+    ties = flat == threshold
+    needed = k - jnp.sum(above, dtype=jnp.int32)
+    take_tie = ties & (jnp.cumsum(ties, dtype=jnp.int32) <= needed)
+    return ((above | take_tie) & (k > 0)).reshape(scores.shape)
 
 
 def count_active(masks: PyTree) -> PyTree:

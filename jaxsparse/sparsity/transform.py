@@ -140,7 +140,9 @@ def sparsify(
         step = state.count if mask_step is None else jnp.asarray(mask_step, jnp.int32)
         step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), step)
         new_masks = list(masks)
+        any_update = jnp.bool_(False)
         for group in groups:
+            any_update = any_update | group.method.is_update_step(step)
             new, grown = _update_group(group, step_key, step, weights, grads, masks, initial, final)
             for j, i in enumerate(group.indices):
                 new_masks[i], regrown[i] = new[j], grown[j]
@@ -153,12 +155,21 @@ def sparsify(
         inner_updates, inner_state = inner.update(
             masked_grads, state.inner_state, params, **extra_args
         )
+        # Moments of weights pruned or regrown at this step are reset. Between mask updates the
+        # inactive moments stay exactly zero by themselves: their gradients are zero, and the
+        # optimisers' moment updates (momentum, Adam, RMSProp, Lion, clipping, weight decay)
+        # keep a zero moment at zero; the tests check this at every step.
         full_kept = tree_map_masked(lambda m, _: m, kept, jax.tree.map(lambda _: True, params))
-        inner_state = optax.tree_utils.tree_map_params(
-            inner,
-            lambda s, m: s if m is True else jnp.where(m, s, jnp.zeros_like(s)),
+        inner_state = jax.lax.cond(
+            any_update,
+            lambda s: optax.tree_utils.tree_map_params(
+                inner,
+                lambda x, m: x if m is True else jnp.where(m, x, jnp.zeros_like(x)),
+                s,
+                full_kept,
+            ),
+            lambda s: s,
             inner_state,
-            full_kept,
         )
         new_updates = tree_map_masked(
             lambda m, u, p: jnp.where(m, u, -p).astype(u.dtype), kept, inner_updates, params
