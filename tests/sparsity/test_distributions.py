@@ -91,10 +91,12 @@ def test_topk_mask_is_exact_even_with_ties(n, data, ties):
     k = data.draw(st.integers(0, n))
     rng = np.random.default_rng(n + k)
     scores = rng.integers(0, 3, n).astype(np.float32) if ties else rng.normal(size=n)
+    scores = np.where(rng.random(n) < 0.2, -np.inf, scores).astype(np.float32)  # excluded entries
     mask = np.asarray(jax.jit(topk_mask)(jnp.asarray(scores, jnp.float32), k))
     assert mask.sum() == k
     if 0 < k < n:
         assert scores[mask].min() >= scores[~mask].max()
+    assert np.all(scores[mask] >= scores[~mask].max(initial=-np.inf))
     # ties go to the lower index
     order = np.argsort(-scores, kind="stable")[:k]
     np.testing.assert_array_equal(np.flatnonzero(mask), np.sort(order))
