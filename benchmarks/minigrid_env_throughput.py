@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         + f", Python {meta['python']}. Script: `benchmarks/minigrid_env_throughput.py`. "
         + "Load average at start: "
         + ", ".join(f"{x:.1f}" for x in meta["load_average_at_start"])
-        + " (the machine is shared; other jobs were running).",
+        + " (1, 5 and 15 minutes: above the core count means other jobs competed).",
         "JAX: jitted `lax.scan` of suite steps (same-step autoreset, per-task statistics), "
         "steady state after compile; env-steps/s summed over all environments; observations "
         "are used, `info['terminal_observation']` is not (XLA then skips it). Reference: "
