@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsparse.sparsity.control import cond_any
 from jaxsparse.sparsity.masks import FilterFn, apply_masks, default_filter, tree_map_masked
 from jaxsparse.sparsity.plan import Group, Plan, resolve_plan
 
@@ -61,28 +62,30 @@ def _update_group(
 ) -> tuple[list, list]:
     """One group's masks after its update (if ``step`` is one of its update steps)."""
     method = group.method
-    old = [masks[i] for i in group.indices]
+    idx = group.indices
+    operands = (
+        key,
+        step,
+        [weights[i] for i in idx],
+        [grads[i] for i in idx],
+        [masks[i] for i in idx],
+        [initial[i] for i in idx],
+        [final[i] for i in idx],
+    )
 
-    def do_update(_):
-        new, regrown = [], []
-        for i in group.indices:
-            m, r = method.update_mask(
-                jax.random.fold_in(key, i),
-                step,
-                weights[i],
-                grads[i],
-                masks[i],
-                initial[i],
-                final[i],
-            )
-            new.append(m)
-            regrown.append(r)
-        return new, regrown
+    def do_update(ops):
+        k, t, w, g, m, n0, n1 = ops
+        out = [
+            method.update_mask(jax.random.fold_in(k, i), t, *leaf)
+            for i, leaf in zip(idx, zip(w, g, m, n0, n1, strict=True), strict=True)
+        ]
+        return [new for new, _ in out], [grown for _, grown in out]
 
-    def skip(_):
-        return old, [jnp.zeros_like(m) for m in old]
+    def skip(ops):
+        old = ops[4]
+        return list(old), [jnp.zeros_like(m) for m in old]
 
-    return jax.lax.cond(method.is_update_step(step), do_update, skip, None)
+    return cond_any(method.is_update_step(step), do_update, skip, operands)
 
 
 def sparsify(
@@ -159,18 +162,20 @@ def sparsify(
         # inactive moments stay exactly zero by themselves: their gradients are zero, and the
         # optimisers' moment updates (momentum, Adam, RMSProp, Lion, clipping, weight decay)
         # keep a zero moment at zero; the tests check this at every step.
-        full_kept = tree_map_masked(lambda m, _: m, kept, jax.tree.map(lambda _: True, params))
-        inner_state = jax.lax.cond(
-            any_update,
-            lambda s: optax.tree_utils.tree_map_params(
+        treedef = jax.tree.structure(params)
+
+        def reset_moments(ops):
+            state, kept_masks = ops
+            dense = jax.tree.unflatten(treedef, [True] * treedef.num_leaves)
+            full = tree_map_masked(lambda m, _: m, kept_masks, dense)  # True for dense leaves
+            return optax.tree_utils.tree_map_params(
                 inner,
                 lambda x, m: x if m is True else jnp.where(m, x, jnp.zeros_like(x)),
-                s,
-                full_kept,
-            ),
-            lambda s: s,
-            inner_state,
-        )
+                state,
+                full,
+            )
+
+        inner_state = cond_any(any_update, reset_moments, lambda ops: ops[0], (inner_state, kept))
         new_updates = tree_map_masked(
             lambda m, u, p: jnp.where(m, u, -p).astype(u.dtype), kept, inner_updates, params
         )
