@@ -29,14 +29,15 @@ READING = """\
 Reading: masks change every 20 optimiser updates here, far more often than in the paper's
 protocols, so this stresses the mask-update cost (about 25 ms per GMP update of these 0.8M
 weights on the 2-core CPU). Between mask updates the wrapper costs only the masking (the
-`static` rows; single-seed runs last ~30 ms and are noisy). Without `mask_step`, vmap turns the
-mask update's `lax.cond` into a `select` that runs it at every update: 0.02-0.05 of dense.
-Trainers must pass the clock unbatched.
+`static` rows; single-seed runs last ~30 ms and are noisy).
 
-Before/after on this CPU (1 seed, same script): the first version built top-k masks with a sort
-(+ scatter) and reset optimiser moments at every update; now the k-th largest score is found by
-32 counting passes and moments are reset only at mask-update steps. gmp 9.4 -> 76, set 4.9 -> 51
-updates/s (batched clock); gmp (mask_step) 159 -> 579, set (mask_step) 94 -> 590 updates/s."""
+Three versions on this CPU. (1) First version: top-k masks by a sort (+ scatter), optimiser
+moments reset at every update, and under vmap the batched clock turned the mask update's
+`lax.cond` into a `select` that ran it at every update: gmp 9.4, set 4.9 updates/s (1 seed,
+batched clock), gmp 159, set 94 with `mask_step`. (2) Top-k by 32 counting passes, moments reset
+only at mask-update steps: the first table below (batched clock still a `select`: 0.02-0.05 of
+dense; `mask_step` 0.18-0.30). (3) `cond_any` (custom_vmap) keeps the mask update one real branch
+under vmap whatever the clock: the second table, where both clocks should cost the same."""
 N_TASKS, N_ACTIONS = 3, 7
 
 
@@ -142,7 +143,11 @@ def device_name() -> str:
 
 
 def render(results_dir: Path) -> str:
-    runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("sparse_update-*.json"))]
+    runs = []
+    for path in sorted(results_dir.glob("sparse_update-*.json")):
+        run = json.loads(path.read_text())
+        run.setdefault("stamp", path.stem.rsplit("-", 1)[-1])
+        runs.append(run)
     lines = [
         "## Sparse optax wrapper: optimiser updates per second (MTPPO MT3 parameters, Adam)",
         "",
@@ -156,7 +161,7 @@ def render(results_dir: Path) -> str:
     ]
     for run in runs:
         lines += [
-            f"### {run['device']} - {run['date']} - jax {run['jax']} - "
+            f"### {run['device']} - {run['stamp']} - jax {run['jax']} - "
             f"{run['n_updates']} updates per run, masks updated every {run['freq']}",
             "",
             "| method | seeds | updates/s per seed | updates/s total | ratio to dense "
