@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsparse.sparsity.checks import check_range
+from jaxsparse.sparsity.masks import tree_map_masked
 
 Array = jax.Array
 PyTree = Any
@@ -86,10 +87,8 @@ def effective_rank(features: Array, delta: float = 0.01) -> Array:
 # --------------------------------------------------------------------------- Fisher information
 
 
-def _apply_mask(mask: Array | None, grads: Array) -> Array:
+def _apply_mask(mask: Array, grads: Array) -> Array:
     """Zero per-sample gradient entries `[batch, *shape]` where the `[*shape]` mask is False."""
-    if mask is None:
-        return grads
     if jnp.shape(mask) != grads.shape[1:]:
         raise ValueError(f"masks leaf shape {jnp.shape(mask)} != parameter shape {grads.shape[1:]}")
     return jnp.where(mask, grads, jnp.zeros_like(grads))
@@ -110,7 +109,7 @@ def per_sample_fisher(
     """
     grads = jax.vmap(jax.grad(log_prob_fn), in_axes=(None, 0, 0))(params, observations, actions)
     if masks is not None:
-        grads = jax.tree_util.tree_map(_apply_mask, masks, grads, is_leaf=lambda x: x is None)
+        grads = tree_map_masked(_apply_mask, masks, grads)
     squared = [
         jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
         for g in jax.tree_util.tree_leaves(grads)

@@ -52,6 +52,7 @@ def _flat(tree: PyTree) -> list:
 
 def _update_group(
     group: Group,
+    is_update: jax.Array,
     key: jax.Array,
     step: jax.Array,
     weights: list,
@@ -85,7 +86,7 @@ def _update_group(
         old = ops[4]
         return list(old), [jnp.zeros_like(m) for m in old]
 
-    return cond_any(method.is_update_step(step), do_update, skip, operands)
+    return cond_any(is_update, do_update, skip, operands)
 
 
 def sparsify(
@@ -145,8 +146,11 @@ def sparsify(
         new_masks = list(masks)
         any_update = jnp.bool_(False)
         for group in groups:
-            any_update = any_update | group.method.is_update_step(step)
-            new, grown = _update_group(group, step_key, step, weights, grads, masks, initial, final)
+            is_update = group.method.is_update_step(step)
+            any_update = any_update | is_update
+            new, grown = _update_group(
+                group, is_update, step_key, step, weights, grads, masks, initial, final
+            )
             for j, i in enumerate(group.indices):
                 new_masks[i], regrown[i] = new[j], grown[j]
         # Weights that carry on: active now and not just (re)grown. Only they see gradients,
