@@ -1,8 +1,8 @@
 """MiniGrid feature extractors of the MOORE code: the 3-conv CNN, and its MoE / MOORE mixtures.
 
-Every conv and the task-weight layer are standard flax layers with a ``kernel`` leaf, so the sparse
-core (``default_filter``) prunes them. Hidden activations are sown into ``"intermediates"`` for the
-plasticity metrics (a conv channel is one neuron).
+Every conv and the task-weight layer have a ``kernel`` leaf (convs: ``[2, 2, in, out]``, as
+``nn.Conv``), so the sparse core (``default_filter``) prunes them. Hidden activations are sown
+into ``"intermediates"`` for the plasticity metrics (a conv channel is one neuron).
 """
 
 from __future__ import annotations
@@ -19,6 +19,27 @@ CHANNELS = (16, 32, 64)
 # Number of experts per MiniGrid / Meta-World suite (MOORE README and paper).
 EXPERTS = {"MT3": 2, "MT5": 3, "MT7": 4, "MT10": 4}
 _GS_EPS = 1e-8  # added to squared norms in Gram-Schmidt (norms of expert outputs are >> 1e-4)
+
+
+class PatchConv2x2(nn.Module):
+    """A VALID 2x2 convolution as one matmul over the four shifted views (``nn.Conv``'s params
+    and output, bit for bit on CPU).
+
+    Why: XLA:CPU runs a convolution's gradient inside a ``while`` loop (every ``lax.scan`` over
+    minibatches) some 20x slower than at top level; a matmul has no such cliff
+    (benchmarks/RESULTS.md, "PPO update").
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        cin = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, cin, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        h, w = x.shape[1] - 1, x.shape[2] - 1
+        patches = [x[:, i : i + h, j : j + w, :] for i in range(2) for j in range(2)]
+        return jnp.concatenate(patches, axis=-1) @ kernel.reshape(4 * cin, self.features) + bias
 
 
 def check_obs(obs: Array) -> None:
@@ -45,7 +66,7 @@ class MiniGridEncoder(nn.Module):
         h = obs.astype(jnp.float32)  # raw symbolic indices, no normalisation (as MOORE)
         acts = (nn.relu, nn.relu, nn.tanh if self.final_activation else None)
         for i, (ch, act) in enumerate(zip(CHANNELS, acts, strict=True)):
-            h = nn.Conv(ch, (2, 2), padding="VALID", name=f"Conv_{i}")(h)
+            h = PatchConv2x2(ch, name=f"Conv_{i}")(h)
             if self.layer_norm:
                 h = nn.LayerNorm(name=f"LayerNorm_{i}")(h)
             if act is not None:

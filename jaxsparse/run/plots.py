@@ -1,0 +1,244 @@
+"""Learning-curve plots for one run folder (`metrics.csv`, `train.csv`) as PNG files.
+
+Curves show the mean over seeds with a 95% percentile-bootstrap band over seeds, so runs with
+few seeds show how much of a difference is noise. Figures are built with
+`matplotlib.figure.Figure` (no pyplot), so no global backend or figure state is touched.
+"""
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy import stats
+
+METRICS_CSV = "metrics.csv"
+TRAIN_CSV = "train.csv"
+PLOTS_DIR = "plots"
+
+STEP_LABEL = "environment steps per task"
+SCORE_LABEL = "normalised score"
+
+CONFIDENCE = 0.95
+# Bootstrap resamples per band; a fixed seed keeps the plotted bands identical across re-plots.
+N_RESAMPLES = 2000
+CI_SEED = 0
+_BATCH = 200  # resamples per vectorised batch: bounds memory for long curves with many seeds
+_DPI = 120
+
+
+def plot_run(run_dir: str | Path, *, title: str | None = None) -> list[Path]:
+    """Plot a run folder's CSVs into `run_dir/plots/` and return the written PNG paths.
+
+    Writes `eval_score.png` (mean over tasks, then mean and 95% CI over seeds) and
+    `eval_score_tasks.png` (one panel per task) from `metrics.csv`, and `train.png` (one panel
+    per column other than step/seed) from `train.csv`, for whichever of the two files exist.
+    `title` is the figure suptitle; it defaults to the folder name.
+    """
+    run_dir = Path(run_dir)
+    metrics_path, train_path = run_dir / METRICS_CSV, run_dir / TRAIN_CSV
+    if not metrics_path.is_file() and not train_path.is_file():
+        raise FileNotFoundError(
+            f"no {METRICS_CSV} or {TRAIN_CSV} in run folder {run_dir} "
+            f"({'folder exists' if run_dir.is_dir() else 'folder does not exist'})"
+        )
+    if title is None:
+        title = run_dir.resolve().name
+
+    out_dir = run_dir / PLOTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if metrics_path.is_file():
+        metrics = _read_csv(metrics_path, ("step", "seed", "task", "eval_score"), {"task": str})
+        if len(metrics):
+            written.append(_plot_overall(metrics, out_dir / "eval_score.png", title))
+            written.append(_plot_tasks(metrics, out_dir / "eval_score_tasks.png", title))
+    if train_path.is_file():
+        train = _read_csv(train_path, ("step", "seed"), None)
+        path = _plot_train(train, out_dir / "train.png", title)
+        if path is not None:
+            written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def mean_ci_over_seeds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% percentile-bootstrap CI over seeds (axis 0) of a `[seeds, points]` array.
+
+    NaN marks a missing value (e.g. a seed that has not reached a step yet): the mean skips it
+    and the band uses the seeds present. With fewer than two seeds at a point the band is NaN
+    (not drawn); all-equal values give a zero-width band.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"expected a [seeds, points] array, got shape {values.shape}")
+    present = ~np.isnan(values)
+    count = present.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.nansum(values, axis=0) / np.maximum(count, 1), np.nan)
+    lo = np.full(values.shape[1], np.nan)
+    hi = np.full(values.shape[1], np.nan)
+    if values.shape[0] < 2:
+        return mean, lo, hi
+
+    full = count == values.shape[0]
+    if full.any():  # one vectorised bootstrap over every point where all seeds are present
+        lo[full], hi[full] = _bootstrap_ci(values[:, full])
+    for j in np.flatnonzero(~full & (count >= 2)):  # ragged points: the seeds present there
+        (lo[j],), (hi[j],) = _bootstrap_ci(values[present[:, j], j][:, None])
+    # Where all seeds agree the band is exactly the mean line (no rounding sliver around it).
+    high = np.where(present, values, -np.inf).max(axis=0)
+    low = np.where(present, values, np.inf).min(axis=0)
+    with np.errstate(invalid="ignore"):  # -inf - inf on columns without values
+        spread = high - low
+    flat = (count >= 2) & (spread == 0)
+    lo[flat] = hi[flat] = mean[flat]
+    return mean, lo, hi
+
+
+def _bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap CI of the mean over axis 0, vectorised over axis 1."""
+    if np.all(values == values[0]):  # degenerate: every resample equals the mean
+        return values[0].copy(), values[0].copy()
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        axis=0,
+        vectorized=True,
+        method="percentile",
+        confidence_level=CONFIDENCE,
+        n_resamples=N_RESAMPLES,
+        batch=_BATCH,
+        rng=CI_SEED,
+    )
+    return np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _read_csv(path: Path, required: Sequence[str], dtype: dict[str, type] | None) -> pd.DataFrame:
+    """Read a run CSV and check that the columns the plots need are there."""
+    df = pd.read_csv(path, dtype=dtype)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; columns: {list(df.columns)}")
+    return df
+
+
+def _seed_step_matrix(df: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """`[seeds, steps]` matrix of `column` (mean over duplicate rows) and the sorted steps."""
+    table = (
+        df.pivot_table(index="seed", columns="step", values=column, aggfunc="mean", dropna=False)
+        .sort_index(axis=0)
+        .sort_index(axis=1)
+    )
+    return table.to_numpy(dtype=float), table.columns.to_numpy()
+
+
+def _draw(ax: Axes, steps: np.ndarray, values: np.ndarray, label: str | None = None) -> None:
+    """Mean line over seeds plus its 95% CI band (the band only where it is defined)."""
+    mean, lo, hi = mean_ci_over_seeds(values)
+    n = values.shape[0]
+    line_label = label or f"mean over {n} seed{'s' if n != 1 else ''}"
+    (line,) = ax.plot(steps, mean, marker="." if len(steps) < 30 else None, label=line_label)
+    if np.isfinite(lo).any():
+        ax.fill_between(
+            steps,
+            lo,
+            hi,
+            where=np.isfinite(lo),
+            alpha=0.25,
+            color=line.get_color(),
+            linewidth=0,
+            label=f"{CONFIDENCE:.0%} CI",
+        )
+    ax.grid(True, alpha=0.3)
+
+
+def _grid(n: int, title: str, max_cols: int = 4) -> tuple[Figure, list[Axes]]:
+    """A figure with `n` panels in a grid of at most `max_cols` columns; unused panels hidden."""
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.8 * cols, 3.0 * rows + 0.6), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig, axes[:n]
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=_DPI, format="png")
+    return path
+
+
+def _plot_overall(metrics: pd.DataFrame, path: Path, title: str) -> Path:
+    """Per seed the mean over tasks of `eval_score`, then mean and CI over seeds."""
+    per_seed = metrics.groupby(["step", "seed"], as_index=False)["eval_score"].mean()
+    values, steps = _seed_step_matrix(per_seed, "eval_score")
+    num_tasks = metrics["task"].nunique()
+
+    fig = Figure(figsize=(7.0, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    if values.shape[0] > 1:  # thin per-seed curves show the spread behind the band
+        for i, seed_curve in enumerate(values):
+            ax.plot(
+                steps,
+                seed_curve,
+                color="grey",
+                alpha=0.35,
+                linewidth=0.8,
+                label="single seeds" if i == 0 else None,
+            )
+    _draw(ax, steps, values)
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(SCORE_LABEL)
+    ax.set_title(f"evaluation score, mean over {num_tasks} task{'s' if num_tasks != 1 else ''}")
+    ax.legend(loc="best", fontsize="small")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _plot_tasks(metrics: pd.DataFrame, path: Path, title: str) -> Path:
+    """One panel per task (order of first appearance): mean and CI of `eval_score` over seeds."""
+    tasks = list(pd.unique(metrics["task"]))
+    fig, axes = _grid(len(tasks), f"{title}: evaluation score per task")
+    for i, (ax, task) in enumerate(zip(axes, tasks, strict=True)):
+        values, steps = _seed_step_matrix(metrics[metrics["task"] == task], "eval_score")
+        _draw(ax, steps, values)
+        ax.set_title(str(task))
+        ax.set_xlabel(STEP_LABEL)
+        ax.set_ylabel(SCORE_LABEL)
+        if i == 0:
+            ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def _plot_train(train: pd.DataFrame, path: Path, title: str) -> Path | None:
+    """One panel per training-metric column; `None` (no file) if there is no such column."""
+    columns = []
+    for col in train.columns:
+        if col in ("step", "seed"):
+            continue
+        train[col] = pd.to_numeric(train[col], errors="coerce")
+        if train[col].notna().any():
+            columns.append(col)
+    if not columns or not len(train):
+        return None
+
+    fig, axes = _grid(len(columns), f"{title}: training statistics")
+    for i, (ax, col) in enumerate(zip(axes, columns, strict=True)):
+        values, steps = _seed_step_matrix(train, col)
+        _draw(ax, steps, values)
+        ax.set_title(col)
+        ax.set_xlabel(STEP_LABEL)
+        ax.set_ylabel(col)
+        if i == 0:
+            ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
