@@ -10,7 +10,12 @@ comma := ,
 PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-$(if $(JAX_EXTRA),$(JAX_EXTRA),cpu)
 
-.PHONY: install test test-fast test-slow lint format train sparsity-demo lock clean
+ARCH ?= mtppo
+SEEDS ?= 30
+ARGS ?=
+MINIGRID_RUNS := $(foreach b,mt3 mt5 mt7,$(foreach m,dense gmp set,$(b)-$(m)))
+
+.PHONY: install test test-fast test-slow lint format train sparsity-demo lock clean $(MINIGRID_RUNS)
 
 install: $(STAMP)
 
@@ -39,9 +44,14 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The newcomer's first command: train MTPPO + GMP on MiniGrid MT3 on the CPU.
-train: install
-	$(VENV)/bin/jaxsparse train mt3-gmp
+# The newcomer's first command: train MTPPO + GMP on MiniGrid MT3 (same as `make mt3-gmp`).
+train: mt3-gmp
+
+# MiniGrid PPO runs of the sparsity paper: `make mt3-gmp ARCH=moore SEEDS=30` (ARGS: more
+# key=value overrides). Runs land in runs/<experiment>/<arch>-<seeds>seeds; an interrupted run
+# resumes from its last checkpoint, a complete one is skipped.
+$(MINIGRID_RUNS): install
+	$(VENV)/bin/jaxsparse train $@ --resume --seeds $(SEEDS) net.arch=$(ARCH) $(ARGS)
 
 sparsity-demo: install
 	$(VENV)/bin/jaxsparse sparsity-demo

@@ -5,36 +5,54 @@ from __future__ import annotations
 import argparse
 import sys
 
-# What `train` can run today, by benchmark x method; filled in as the trainers land.
-TRAINERS: dict[str, str] = {}
-
-PLANNED = {
-    "mt3-gmp": "MTPPO + GMP on MiniGrid MT3: the MiniGrid suites (envs.minigrid) and the networks\n"
-    "  (jaxsparse.nets) exist; the PPO trainer and the runner do not yet (issue 4)",
-    "mt10-gmp": "multi-head SAC + GMP on Meta-World MT10 (SAC: issue 7; MJX port: issue 6)",
-}
-
-
 def _train(args: argparse.Namespace) -> int:
-    if args.experiment in TRAINERS:  # pragma: no cover - no trainer exists yet
-        raise NotImplementedError
-    known = sorted(set(PLANNED) | set(TRAINERS))
-    if args.experiment not in known:
-        print(
-            f"jaxsparse train: unknown experiment {args.experiment!r}; known: {', '.join(known)}",
-            file=sys.stderr,
-        )
+    from jaxsparse.run.config import ConfigError, load_experiment
+
+    overrides = list(args.overrides)
+    if args.seeds is not None:
+        overrides.append(f"seeds={args.seeds}")
+    try:
+        cfg = load_experiment(args.experiment, overrides)
+    except ConfigError as err:
+        print(f"jaxsparse train: {err}", file=sys.stderr)
         return 2
-    print(
-        f"jaxsparse train {args.experiment}: not built yet.\n"
-        f"  {PLANNED[args.experiment]}.\n"
-        "  Built today: the sparse-training core (jaxsparse.sparsity: masks, uniform/ERK,\n"
-        "  GMP/SET/RigL/static/grow, module-specific plans, the optax wrapper), the plasticity\n"
-        "  metrics (jaxsparse.plasticity), the MiniGrid MT3/MT5/MT7 suites (envs.minigrid) and\n"
-        "  the MTPPO / MoE / MOORE networks (jaxsparse.nets). See README.md.",
-        file=sys.stderr,
-    )
-    return 3
+    if args.dry_run:
+        from jaxsparse.run.config import dump_config
+
+        print(dump_config(cfg), end="")
+        return 0
+    from jaxsparse.run.runner import DivergedError, Runner, maybe_initialize_distributed
+
+    maybe_initialize_distributed()
+    try:
+        runner = Runner(cfg, run_dir=args.run_dir, resume=args.resume, max_chunks=args.max_chunks)
+        if runner.complete and not args.resume:
+            print(f"{runner.run_dir}: already complete (summary.json exists); nothing to do")
+            return 0
+        runner.run()
+    except ConfigError as err:
+        print(f"jaxsparse train: {err}", file=sys.stderr)
+        return 2
+    except DivergedError as err:
+        print(f"jaxsparse train: {err}", file=sys.stderr)
+        return 4
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from jaxsparse.run.plots import plot_run
+
+    for run_dir in args.run_dirs:
+        for path in plot_run(run_dir):
+            print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jaxsparse.run.aggregate import summary_table
+
+    print(summary_table(args.run_dirs, metric=args.metric))
+    return 0
 
 
 def _sparsity_demo(args: argparse.Namespace) -> int:
@@ -87,14 +105,36 @@ def _sparsity_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxsparse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train one experiment (benchmark-method)")
-    train.add_argument("experiment", help="e.g. mt3-gmp")
+    train = sub.add_parser(
+        "train",
+        help="train one experiment (experiments/<name>.yaml or a path), e.g. mt3-gmp",
+        description="Overrides are key=value with dotted keys, e.g. net.arch=moore ppo.lr=3e-4.",
+    )
+    train.add_argument("experiment", help="e.g. mt3-gmp, or a path to a .yaml file")
+    train.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys)")
+    train.add_argument("--seeds", type=int, default=None, help="number of seeds (vmapped)")
+    train.add_argument("--run-dir", default=None, help="default: <out_dir>/<name>")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--max-chunks", type=int, default=None, help="stop after N chunks")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config only")
     train.set_defaults(func=_train)
+    plot = sub.add_parser("plot", help="(re)draw the learning-curve PNGs of run folders")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.set_defaults(func=_plot)
+    report = sub.add_parser("report", help="IQM of the final normalised score with 95% CIs")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("--metric", default="eval_score")
+    report.set_defaults(func=_report)
     demo = sub.add_parser("sparsity-demo", help="GMP on a small regression MLP, with a summary")
     demo.add_argument("--sparsity", type=float, default=0.9)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_sparsity_demo)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may follow options (argparse stops a nargs="*" at an option)
+        bad = [e for e in extra if e.startswith("-") or "=" not in e]
+        if bad or args.command != "train":
+            parser.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+        args.overrides = [*args.overrides, *extra]
     return args.func(args)
 
 
