@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+
 def _train(args: argparse.Namespace) -> int:
     from jaxsparse.run.config import ConfigError, load_experiment
 

@@ -97,8 +97,9 @@ class Runner:
         d = self.run_dir
         cfg_file = d / "config.yaml"
         if cfg_file.exists():
-            from jaxsparse.run.config import config_from_dict
             import yaml
+
+            from jaxsparse.run.config import config_from_dict
 
             saved = config_from_dict(yaml.safe_load(cfg_file.read_text()))
             diff = config_diff(saved, self.cfg, ignore=_RESUMABLE)
@@ -239,9 +240,7 @@ class Runner:
             finite = np.asarray(out["train"]["finite"]).all(axis=1)
             newly = [s for s in np.flatnonzero(~finite).tolist() if s not in dead]
             if newly:
-                msg = (
-                    f"seed(s) {newly} produced NaN/inf during the chunk ending at step {step}"
-                )
+                msg = f"seed(s) {newly} produced NaN/inf during the chunk ending at step {step}"
                 if cfg.on_nonfinite == "stop":
                     mngr.wait_until_finished()
                     bar.close()

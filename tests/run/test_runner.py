@@ -1,0 +1,260 @@
+"""The runner end to end on tiny configs: sparsity inside training, checkpoints, resume after
+SIGKILL, vmap over seeds vs one seed alone, sharding over 4 fake CPU devices, the NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from jaxsparse.run.build import build_trainer
+from jaxsparse.run.config import ConfigError, config_from_dict, load_experiment
+from jaxsparse.run.runner import DivergedError, Runner, seed_keys
+from jaxsparse.sparsity import get_sparse_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One MiniGrid task, 4 environments x 8 steps per update, 2 updates per chunk, 6 chunks.
+TINY = {
+    "name": "tiny",
+    "seeds": 2,
+    "env": {"suite": ["LavaGapS7"], "num_envs_per_task": 4, "eval_episodes_per_task": 2},
+    "ppo": {
+        "rollout_length": 8,
+        "policy_epochs": 2,
+        "policy_minibatch_per_task": 16,
+        "critic_batch": 32,
+    },
+    "train": {"total_steps": 384, "eval_every": 64, "checkpoint_every": 64},
+}
+
+
+def tiny(**sections) -> dict:
+    cfg = json.loads(json.dumps(TINY))
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            cfg.setdefault(key, {}).update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def masks_of(state):
+    return get_sparse_state(state.opt_state).masks
+
+
+def layer_masks(state, seed: int) -> dict[str, np.ndarray]:
+    flat = jax.tree_util.tree_flatten_with_path(masks_of(state))[0]
+    return {jax.tree_util.keystr(p): np.asarray(m[seed]) for p, m in flat if m is not None}
+
+
+def test_gmp_reaches_exact_target_sparsity_and_checkpoint_keeps_masks(tmp_path):
+    cfg = config_from_dict(
+        tiny(sparsity={"method": "gmp", "sparsity": 0.9, "start": 0.1, "end": 0.6, "freq": 32})
+    )
+    result = Runner(cfg, run_dir=tmp_path / "run", progress=False).run()
+    assert result.complete
+    state = result.state
+    params = jax.tree_util.tree_flatten_with_path(state.params)[0]
+    params = {jax.tree_util.keystr(p): np.asarray(x[0]) for p, x in params}
+    masks = layer_masks(state, 0)
+    # 3 convs and the two layers of the actor and critic heads; biases stay dense.
+    assert len(masks) == 7 and all(k.endswith("['kernel']") for k in masks)
+    for path, mask in masks.items():
+        assert int(mask.sum()) == round(0.1 * mask.size), path  # uniform: round((1-s) n)
+        assert np.all(params[path][~mask] == 0.0), path  # exact zeros where pruned
+        assert np.count_nonzero(params[path]) == int(mask.sum()), path
+    # Checkpoint round trip: a resumed (complete) runner restores exactly these masks.
+    again = Runner(cfg, run_dir=tmp_path / "run", resume=True, progress=False).run()
+    for a, b in zip(
+        jax.tree.leaves(masks_of(state)), jax.tree.leaves(masks_of(again.state)), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    train = pd.read_csv(tmp_path / "run" / "train.csv")
+    final = train[train["step"] == train["step"].max()]
+    assert np.all(final["sparsity"] > 0.85)
+    assert (tmp_path / "run" / "plots" / "eval_score.png").exists()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_step"] == 384
+
+
+def test_set_keeps_sparsity_constant_while_rewiring(tmp_path):
+    cfg = config_from_dict(tiny(sparsity={"method": "set", "sparsity": 0.9, "freq": 32}))
+    trainer = build_trainer(cfg)
+    keys = seed_keys(0, 2)
+    state = jax.jit(jax.vmap(trainer.init))(keys)
+    before = layer_masks(state, 0)
+    chunk = jax.jit(jax.vmap(trainer.chunk))
+    for _ in range(2):
+        state, _ = chunk(state)
+        after = layer_masks(state, 0)
+        for path in before:
+            assert after[path].sum() == before[path].sum(), path
+    changed = sum(int((before[p] != after[p]).sum()) for p in before)
+    assert changed > 0  # connections were dropped and regrown
+
+
+def test_vmap_over_seeds_matches_each_seed_alone():
+    cfg = config_from_dict(tiny(sparsity={"method": "set", "sparsity": 0.8, "freq": 32}))
+    trainer = build_trainer(cfg)
+    keys = seed_keys(0, 2)
+    both, out_both = jax.jit(jax.vmap(trainer.chunk))(jax.jit(jax.vmap(trainer.init))(keys))
+    alone, out_alone = jax.jit(trainer.chunk)(jax.jit(trainer.init)(keys[1]))
+    for a, b in zip(jax.tree.leaves(both.params), jax.tree.leaves(alone.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b), rtol=2e-5, atol=2e-6)
+    for a, b in zip(jax.tree.leaves(masks_of(both)), jax.tree.leaves(masks_of(alone)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b))
+    np.testing.assert_allclose(out_both["eval"]["score"][1], out_alone["eval"]["score"], atol=1e-6)
+
+
+def _write_cfg(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _train(cfg_file: Path, run_dir: Path, *extra: str, env=None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "jaxsparse", "train", str(cfg_file), "--run-dir", str(run_dir)]
+    return subprocess.Popen(
+        [*cmd, *extra],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _final_arrays(run_dir: Path) -> dict[str, np.ndarray]:
+    """Every array of the last checkpoint, read back with orbax (no template needed)."""
+    import orbax.checkpoint as ocp
+
+    mngr = ocp.CheckpointManager(run_dir.resolve() / "checkpoints", item_names=("state", "meta"))
+    step = mngr.latest_step()
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    flat = jax.tree_util.tree_flatten_with_path(restored["state"])[0]
+    return {jax.tree_util.keystr(p): np.asarray(x) for p, x in flat}
+
+
+def _checkpoint_steps(run_dir: Path) -> list[int]:
+    ckpt = run_dir / "checkpoints"
+    if not ckpt.exists():
+        return []
+    return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
+
+
+@pytest.mark.parametrize("method", ["dense", "set"])
+def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
+    sparsity = {"method": method} if method == "dense" else {"method": "set", "sparsity": 0.8}
+    cfg = tiny(sparsity={**sparsity, "freq": 32})
+    cfg["train"] = {"total_steps": 1280, "eval_every": 64, "checkpoint_every": 64}
+    cfg_file = _write_cfg(tmp_path / "cfg.yaml", cfg)
+
+    full = _train(cfg_file, tmp_path / "full")
+    out, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out
+
+    killed = _train(cfg_file, tmp_path / "killed")
+    deadline = time.time() + 600
+    while len(_checkpoint_steps(tmp_path / "killed")) < 1 or not any(
+        s >= 3 for s in _checkpoint_steps(tmp_path / "killed")
+    ):
+        assert killed.poll() is None, killed.communicate()[0]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+
+    resumed = _train(cfg_file, tmp_path / "killed", "--resume")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    assert "resumed" in out
+
+    a, b = _final_arrays(tmp_path / "full"), _final_arrays(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for name in ("metrics.csv", "train.csv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "full" / name), pd.read_csv(tmp_path / "killed" / name)
+        )
+
+
+SHARD_SCRIPT = """
+import sys, numpy as np, jax, yaml
+from jaxsparse.run.config import config_from_dict
+from jaxsparse.run.runner import Runner
+cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
+runner = Runner(cfg, run_dir=sys.argv[2], progress=False)
+res = runner.run()
+leaves = jax.tree.leaves(res.state.params)
+np.savez(sys.argv[3], *[np.asarray(x) for x in leaves], devices=runner.mesh.devices.size)
+"""
+
+
+def test_four_fake_devices_give_the_same_per_seed_results(tmp_path):
+    cfg = tiny(seeds=4, sparsity={"method": "gmp", "sparsity": 0.8, "freq": 32})
+    cfg["train"] = {"total_steps": 128, "eval_every": 64, "checkpoint_every": 128}
+    cfg_file = _write_cfg(tmp_path / "cfg.yaml", cfg)
+    results = {}
+    for n in (1, 4):
+        flags = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+        proc = subprocess.run(
+            [sys.executable, "-c", SHARD_SCRIPT, cfg_file, tmp_path / f"run{n}", tmp_path / f"{n}"],
+            cwd=ROOT,
+            env={**os.environ, "XLA_FLAGS": flags},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        results[n] = np.load(tmp_path / f"{n}.npz")
+    assert int(results[1]["devices"]) == 1 and int(results[4]["devices"]) == 4
+    for k in (f for f in results[1].files if f != "devices"):
+        np.testing.assert_allclose(results[1][k], results[4][k], rtol=2e-5, atol=2e-6, err_msg=k)
+
+
+def test_nonfinite_seed_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = config_from_dict(tiny(ppo={"lr": 1e30}))
+    runner = Runner(cfg, run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(DivergedError, match=r"seed\(s\) \[0, 1\] produced NaN/inf"):
+        runner.run()
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_bad_config_fails_before_compiling_and_names_the_field():
+    with pytest.raises(ConfigError, match=r"sparsity\.sparsity: Input should be less than 1"):
+        load_experiment("mt3-gmp", ["sparsity.sparsity=1.5"])
+    with pytest.raises(ConfigError, match=r"ppo\.lrr: unknown key; allowed: .*\blr\b"):
+        load_experiment("mt3-gmp", ["ppo.lrr=1"])
+    with pytest.raises(ConfigError, match=r"net\.arch: Input should be 'mtppo', 'moe', 'moore'"):
+        load_experiment("mt3-gmp", ["net.arch=resnet"])
+    with pytest.raises(ConfigError, match=r"unknown experiment .mt4-gmp.; known: .*mt3-gmp"):
+        load_experiment("mt4-gmp")
+    with pytest.raises(ConfigError, match=r"eval_every .* multiple of the steps per update"):
+        load_experiment("mt3-gmp", ["train.eval_every=1000"])
+
+
+def test_run_dir_of_another_config_is_refused(tmp_path):
+    cfg = config_from_dict(tiny())
+    (tmp_path / "run").mkdir()
+    other = cfg.model_copy(update={"seed": 3})
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(other.model_dump()))
+    with pytest.raises(ConfigError, match=r"another config; differing fields:\n  seed: saved 3"):
+        Runner(cfg, run_dir=tmp_path / "run", progress=False)
+
+
+def test_every_experiment_file_validates():
+    names = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+    assert {f"mt{b}-{m}" for b in (3, 5, 7) for m in ("dense", "gmp", "set")} <= set(names)
+    for name in names:
+        load_experiment(name)
