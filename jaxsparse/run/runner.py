@@ -204,7 +204,7 @@ class Runner:
         init, chunk = self._compiled()
         keys = jax.device_put(seed_keys(cfg.seed, cfg.seeds), self.sharding)
         mngr = self._checkpointer()
-        start_chunk, dead = 0, set()
+        start_chunk, dead, wall_before = 0, set(), 0.0
         latest = mngr.latest_step()
         if latest is not None:
             if not self.resume and not self.complete:
@@ -218,6 +218,7 @@ class Runner:
             )
             state, meta = restored["state"], restored["meta"]
             start_chunk, dead = int(meta["chunk"]), set(meta["dead_seeds"])
+            wall_before = float(meta.get("wall_time_s", 0.0))
             self._truncate_logs(start_chunk * t.updates_per_chunk * t.steps_per_update)
             print(f"resumed {self.run_dir} at step {meta['step']} (chunk {start_chunk})")
         else:
@@ -257,7 +258,12 @@ class Runner:
             score = float(np.mean(out["eval"]["score"][live])) if live else math.nan
             bar.update(c + 1, step, transitions_per_chunk / dt, score)
             if (c + 1) % ckpt_every == 0 or c + 1 == end_chunk:
-                meta = {"chunk": c + 1, "step": step, "dead_seeds": sorted(dead)}
+                meta = {
+                    "chunk": c + 1,
+                    "step": step,
+                    "dead_seeds": sorted(dead),
+                    "wall_time_s": wall_before + time.time() - t0,
+                }
                 mngr.save(
                     c + 1,
                     args=ocp.args.Composite(
@@ -267,7 +273,7 @@ class Runner:
         mngr.wait_until_finished()
         mngr.close()
         bar.close()
-        wall = time.time() - t0
+        wall = wall_before + time.time() - t0
         complete = end_chunk == t.num_chunks
         final_step = end_chunk * steps_per_chunk
         if complete and end_chunk > start_chunk:
@@ -292,7 +298,7 @@ class Runner:
             "final_eval_score_mean_per_task": dict(
                 zip(tasks, np.mean(scores, axis=0).tolist(), strict=True)
             ),
-            "wall_time_this_session_s": wall,
+            "wall_time_s": wall,  # summed over interrupted and resumed sessions
             "device": jax.devices()[0].device_kind,
             "num_devices": len(jax.devices()),
         }
