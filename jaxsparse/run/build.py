@@ -38,6 +38,8 @@ def steps_to_updates(steps: float, steps_per_update: int) -> int:
 
 def make_sparse_method(m: MethodConfig, num_updates: int, steps_per_update: int) -> SparseMethod:
     """A core method with its schedule on the PPO-update clock."""
+    if m.method == "dense":
+        return make_method("dense")
     kwargs: dict[str, Any] = {"sparsity": m.sparsity}
     if m.distribution is not None:
         kwargs["distribution"] = m.distribution
@@ -53,8 +55,6 @@ def make_sparse_method(m: MethodConfig, num_updates: int, steps_per_update: int)
         kwargs["drop_fraction"] = m.drop_fraction
     if m.method == "grow":
         kwargs["final_sparsity"] = m.final_sparsity
-    if m.method == "dense":
-        kwargs = {}
     return make_method(m.method, **kwargs)
 
 

@@ -27,10 +27,17 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pandas as pd
+import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxsparse.run.build import Trainer, build_trainer
-from jaxsparse.run.config import ConfigError, ExperimentConfig, config_diff, dump_config
+from jaxsparse.run.config import (
+    ConfigError,
+    ExperimentConfig,
+    config_diff,
+    config_from_dict,
+    dump_config,
+)
 
 # Fields that may change between an interrupted run and its resume.
 _RESUMABLE = ("out_dir", "on_nonfinite")
@@ -97,10 +104,6 @@ class Runner:
         d = self.run_dir
         cfg_file = d / "config.yaml"
         if cfg_file.exists():
-            import yaml
-
-            from jaxsparse.run.config import config_from_dict
-
             saved = config_from_dict(yaml.safe_load(cfg_file.read_text()))
             diff = config_diff(saved, self.cfg, ignore=_RESUMABLE)
             if diff:
