@@ -13,9 +13,17 @@ STAMP := $(VENV)/.installed-$(if $(JAX_EXTRA),$(JAX_EXTRA),cpu)
 ARCH ?= mtppo
 SEEDS ?= 30
 ARGS ?=
-MINIGRID_RUNS := $(foreach b,mt3 mt5 mt7,$(foreach m,dense gmp set,$(b)-$(m)))
+MINIGRID_METHODS := dense gmp set redo reset wd ln pcgrad gmp-pcgrad cagrad gmp-cagrad
+MINIGRID_RUNS := $(foreach b,mt3 mt5 mt7,$(foreach m,$(MINIGRID_METHODS),$(b)-$(m)))
+# The study's matrix (the paper's comparison plus the PCGrad ablation); narrow it with e.g.
+# `make minigrid-study STUDY_ARCHS=mtppo STUDY_BENCH=mt3 SEEDS=10`.
+STUDY_ARCHS ?= mtppo moe moore
+STUDY_BENCH ?= mt3 mt5 mt7
+STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
+REPORT_DIR ?= runs/report
 
-.PHONY: install test test-fast test-slow lint format train sparsity-demo lock clean $(MINIGRID_RUNS)
+.PHONY: install test test-fast test-slow lint format train sparsity-demo lock clean \
+	minigrid-study minigrid-report $(MINIGRID_RUNS)
 
 install: $(STAMP)
 
@@ -52,6 +60,17 @@ train: mt3-gmp
 # resumes from its last checkpoint, a complete one is skipped.
 $(MINIGRID_RUNS): install
 	$(VENV)/bin/jaxsparse train $@ --resume --seeds $(SEEDS) net.arch=$(ARCH) $(ARGS)
+
+# Every run of the study, one after the other (each with its seeds vmapped); complete runs are
+# skipped and interrupted ones resume. Then the report (table + figures) in $(REPORT_DIR).
+minigrid-study: install
+	@set -e; for a in $(STUDY_ARCHS); do for b in $(STUDY_BENCH); do for m in $(STUDY_METHODS); do \
+		$(MAKE) --no-print-directory $$b-$$m ARCH=$$a SEEDS=$(SEEDS) ARGS='$(ARGS)'; \
+	done; done; done
+	$(MAKE) --no-print-directory minigrid-report
+
+minigrid-report: install
+	$(VENV)/bin/jaxsparse report runs --out $(REPORT_DIR)
 
 sparsity-demo: install
 	$(VENV)/bin/jaxsparse sparsity-demo

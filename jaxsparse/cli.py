@@ -50,9 +50,19 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from jaxsparse.run.aggregate import summary_table
+    from jaxsparse.run.report import ReportError, write_report
 
-    print(summary_table(args.run_dirs, metric=args.metric))
+    try:
+        report = write_report(
+            args.run_dirs, out=args.out, metric=args.metric, plots=not args.no_plots
+        )
+    except ReportError as err:
+        print(f"jaxsparse report: {err}", file=sys.stderr)
+        return 2
+    print(report.markdown)
+    print("written:")
+    for path in report.written:
+        print(f"  {path}")
     return 0
 
 
@@ -122,9 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     plot = sub.add_parser("plot", help="(re)draw the learning-curve PNGs of run folders")
     plot.add_argument("run_dirs", nargs="+")
     plot.set_defaults(func=_plot)
-    report = sub.add_parser("report", help="IQM of the final normalised score with 95% CIs")
-    report.add_argument("run_dirs", nargs="+")
-    report.add_argument("--metric", default="eval_score")
+    report = sub.add_parser(
+        "report",
+        help="the study table (IQM of the final score, 95%% CIs) and its figures",
+        description="Run folders, or folders searched recursively for them (e.g. runs/): one "
+        "table block per architecture, rows methods, columns benchmarks; writes report.md, "
+        "report.csv and the figures into --out.",
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--metric", default="eval_score", help="metrics.csv column to score")
+    report.add_argument("--out", default="report", help="output folder (default: report)")
+    report.add_argument("--no-plots", action="store_true", help="write no figures")
     report.set_defaults(func=_report)
     demo = sub.add_parser("sparsity-demo", help="GMP on a small regression MLP, with a summary")
     demo.add_argument("--sparsity", type=float, default=0.9)

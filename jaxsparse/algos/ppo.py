@@ -22,6 +22,7 @@ attributes ``num_envs``, ``num_tasks``, ``num_actions``, ``task_ids`` (int ``[N]
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -37,9 +38,21 @@ from jaxsparse.algos.ppo_losses import (
     ppo_policy_loss,
     value_loss,
 )
+from jaxsparse.nets.multitask import flatten_intermediates
+from jaxsparse.plasticity.interventions import (
+    PlasticityConfig,
+    is_output_layer,
+    recycle_dormant,
+    reset_layers,
+    zero_adam_moments,
+)
+from jaxsparse.plasticity.metrics import effective_rank, per_sample_fisher
+from jaxsparse.plasticity.neurons import all_scores, dormant_summary, minigrid_neuron_layers
+from jaxsparse.plasticity.surgery import cagrad, pcgrad
 from jaxsparse.sparsity import apply_masks, count_active, sparsify
 from jaxsparse.sparsity.checks import check_int, check_range
-from jaxsparse.sparsity.masks import FilterFn, default_filter
+from jaxsparse.sparsity.control import cond_any
+from jaxsparse.sparsity.masks import FilterFn, default_filter, leaf_paths, tree_map_masked
 from jaxsparse.sparsity.plan import Plan
 from jaxsparse.sparsity.transform import get_sparse_state
 
@@ -94,6 +107,8 @@ class PPOConfig:
     adam_eps: float = 1e-8
     weight_decay: float = 0.0  # decoupled (AdamW) when > 0
     advantage_norm: str = "task"  # "task" (MOORE), "batch", "minibatch" or "none"
+    surgery: str = "none"  # per-task gradient surgery: "none", "pcgrad" or "cagrad"
+    cagrad_c: float = 0.5
 
     def __post_init__(self) -> None:
         names = ("rollout_length", "policy_epochs", "policy_minibatch_per_task", "critic_batch")
@@ -113,6 +128,11 @@ class PPOConfig:
                 "advantage_norm must be one of ['task', 'batch', 'minibatch', 'none'], "
                 f"got {self.advantage_norm!r}"
             )
+        if self.surgery not in ("none", "pcgrad", "cagrad"):
+            raise ValueError(
+                f"surgery must be one of ['none', 'pcgrad', 'cagrad'], got {self.surgery!r}"
+            )
+        check_range("cagrad_c", self.cagrad_c, 0.0, np.inf)
 
 
 class PPOState(struct.PyTreeNode):
@@ -125,6 +145,8 @@ class PPOState(struct.PyTreeNode):
     running_return: Array  # [N] return of each environment's current episode
     key: Array
     update: Array  # int32, PPO updates done
+    # Task-major batch of recent observations (diagnostics, ReDo); None when neither is on.
+    recent_obs: PyTree = None
 
 
 class Transition(NamedTuple):
@@ -167,8 +189,10 @@ class PPO:
         plan: Plan,
         eval_env: VecEnv | None = None,
         filter_fn: FilterFn = default_filter,
+        plasticity: PlasticityConfig | None = None,
     ) -> None:
         self.config = config
+        self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
         self.env = env
         self.eval_env = eval_env if eval_env is not None else env
         self.net = net
@@ -199,16 +223,49 @@ class PPO:
         self.inner = optax.chain(*inner) if len(inner) > 1 else inner[0]
         # The update reads the PRNG key from the state, so one transform serves every seed;
         # ``init`` builds its own with the seed's key so that initial masks differ per seed.
-        self.tx = sparsify(self.inner, plan, key=0, filter_fn=filter_fn)
+        self.tx = self._make_tx(0)
+        self._setup_plasticity()
+
+    def _make_tx(self, key: Array | int) -> optax.GradientTransformationExtraArgs:
+        """The optimiser: [per-task gradient surgery ->] sparsify(clip -> Adam)."""
+        cfg = self.config
+        tx = sparsify(self.inner, self.plan, key=key, filter_fn=self.filter_fn)
+        if cfg.surgery == "none":
+            return tx
+        surgery = pcgrad(seed=key) if cfg.surgery == "pcgrad" else cagrad(c=cfg.cagrad_c)
+        return optax.chain(surgery, tx)
+
+    def _setup_plasticity(self) -> None:
+        """Neuron graph, recent-batch size and checks for diagnostics and interventions."""
+        pl, T = self.plasticity, self.env.num_tasks
+        self.layers: tuple = ()
+        # ceil(batch / T) samples per task (1026 for 1024 on MT3), at most one rollout's.
+        self.recent_per_task = min(math.ceil(pl.batch / T), self.per_task)
+        if not (pl.needs_batch or pl.reset_every):
+            return
+        obs = jax.eval_shape(self.env.reset, jax.random.PRNGKey(0))[0]
+        shapes = jax.eval_shape(self.net.init, jax.random.PRNGKey(0), obs)
+        if pl.reset_every and not any(is_output_layer(p) for p in leaf_paths(shapes)):
+            raise ValueError("plasticity.reset_every needs actor/critic Dense_1 output layers")
+        if pl.needs_batch:
+            self.layers = minigrid_neuron_layers(shapes)
 
     # ------------------------------------------------------------------ init
     def init(self, key: Array) -> PPOState:
         k_env, k_net, k_mask, k_run = jax.random.split(key, 4)
         obs, env_state = self.env.reset(k_env)
         params = self.net.init(k_net, obs)
-        tx = sparsify(self.inner, self.plan, key=k_mask, filter_fn=self.filter_fn)
-        opt_state = tx.init(params)
-        params = apply_masks(params, opt_state.masks)
+        opt_state = self._make_tx(k_mask).init(params)
+        params = apply_masks(params, get_sparse_state(opt_state).masks)
+        recent = None
+        if self.plasticity.needs_batch:
+            # Placeholder until the first rollout: rows of the initial observation, task-major.
+            per_env = self.env.num_envs // self.env.num_tasks
+            n = self.recent_per_task
+            idx = np.concatenate(
+                [t * per_env + np.arange(n) % per_env for t in range(self.env.num_tasks)]
+            )
+            recent = _take(obs, jnp.asarray(idx))
         return PPOState(
             params=params,
             opt_state=opt_state,
@@ -217,6 +274,7 @@ class PPO:
             running_return=jnp.zeros(self.env.num_envs, jnp.float32),
             key=k_run,
             update=jnp.zeros([], jnp.int32),
+            recent_obs=recent,
         )
 
     # --------------------------------------------------------------- rollout
@@ -298,12 +356,16 @@ class PPO:
             updates, opt_state = self.tx.update(grads, opt_state, params, mask_step=mask_step)
             return optax.apply_updates(params, updates), opt_state
 
+        # With gradient surgery each task's loss is differentiated on its own block of the
+        # minibatch (one task per block, so heads run per sample: task_major=False).
+        apply_kw = {} if cfg.surgery == "none" else {"task_major": False}
+
         def critic_loss(params, mb):
-            _, v = net.apply(params, mb["obs"])
+            _, v = net.apply(params, mb["obs"], **apply_kw)
             return value_loss(v, mb["return"])
 
         def policy_loss(params, mb):
-            logits, _ = net.apply(params, mb["obs"])
+            logits, _ = net.apply(params, mb["obs"], **apply_kw)
             log_prob, entropy = categorical_log_prob_and_entropy(logits, mb["action"])
             return ppo_policy_loss(
                 log_prob,
@@ -328,7 +390,9 @@ class PPO:
         def critic_epoch(carry, k):
             def mb_step(carry, idx):
                 params, opt_state, first = carry
-                loss, grads = jax.value_and_grad(critic_loss)(params, _take(batch, idx))
+                loss, grads = self._value_and_grad(
+                    critic_loss, params, opt_state, _take(batch, idx), False
+                )
                 params, opt_state = apply_grads(params, opt_state, grads, first)
                 return (params, opt_state, jnp.bool_(False)), loss
 
@@ -338,8 +402,8 @@ class PPO:
         def policy_epoch(carry, k):
             def mb_step(carry, idx):
                 params, opt_state, first = carry
-                (loss, aux), grads = jax.value_and_grad(policy_loss, has_aux=True)(
-                    params, _take(batch, idx)
+                (loss, aux), grads = self._value_and_grad(
+                    policy_loss, params, opt_state, _take(batch, idx), True
                 )
                 params, opt_state = apply_grads(params, opt_state, grads, first)
                 return (params, opt_state, jnp.bool_(False)), {"policy_loss": loss, **aux}
@@ -355,8 +419,15 @@ class PPO:
             policy_epoch, carry, jax.random.split(k_policy, cfg.policy_epochs)
         )
         params, opt_state, _ = carry
+        recent = state.recent_obs
+        if self.plasticity.needs_batch:
+            recent = self._recent_batch(batch["obs"], jax.random.fold_in(state.key, 0xD1A6))
+        params, opt_state, extra = self._interventions(
+            params, opt_state, recent, state.obs, state.update + 1, state.key
+        )
 
         metrics = {k: v.mean() for k, v in p_metrics.items()}
+        metrics.update(extra)
         metrics["value_loss"] = v_losses.mean() if cfg.critic_epochs else jnp.float32(jnp.nan)
         metrics.update(self._episode_metrics(traj))
         metrics.update(self._sparsity_metrics(opt_state))
@@ -367,9 +438,98 @@ class PPO:
             jax.tree.map(lambda a, b: a - b, params, params_before)
         )
         new_state = state.replace(
-            params=params, opt_state=opt_state, key=key, update=state.update + 1
+            params=params, opt_state=opt_state, key=key, update=state.update + 1, recent_obs=recent
         )
         return new_state, metrics
+
+    # ------------------------------------------------- surgery, plasticity
+    def _value_and_grad(self, loss_fn, params, opt_state, mb, has_aux):
+        """``value_and_grad`` of the minibatch loss; with gradient surgery, per-task gradients
+        (leading task axis, pruned entries zeroed so that only live weights count in the
+        surgery's dot products) and the task-mean loss / metrics."""
+        if self.config.surgery == "none":
+            return jax.value_and_grad(loss_fn, has_aux=has_aux)(params, mb)
+        T = self.env.num_tasks
+        blocks = jax.tree.map(lambda x: x.reshape(T, -1, *x.shape[1:]), mb)
+        out, grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=has_aux), in_axes=(None, 0))(
+            params, blocks
+        )
+        masks = get_sparse_state(opt_state).masks
+        grads = tree_map_masked(lambda m, g: jnp.where(m, g, jnp.zeros_like(g)), masks, grads)
+        return jax.tree.map(lambda x: x.mean(axis=0), out), grads
+
+    def _recent_batch(self, obs: PyTree, key: Array) -> PyTree:
+        """``recent_per_task`` random samples of each task from this rollout, task-major."""
+        T, n = self.env.num_tasks, self.recent_per_task
+        perm = jax.vmap(lambda k: jax.random.permutation(k, self.per_task)[:n])(
+            jax.random.split(key, T)
+        )
+        idx = (perm + jnp.arange(T)[:, None] * self.per_task).reshape(-1)
+        return _take(obs, idx)
+
+    def _interventions(self, params, opt_state, recent, obs, clock, key):
+        """ReDo and Reset after the epochs of update number ``clock`` (1-based); both branch
+        with ``cond_any`` so that between interventions nothing extra runs."""
+        pl, extra = self.plasticity, {}
+        if pl.redo_every:
+
+            def redo(ops):
+                params, opt_state, recent, k = ops
+                masks = get_sparse_state(opt_state).masks
+                _, inter = self.net.apply(params, recent, mutable=["intermediates"])
+                scores = all_scores(flatten_intermediates(inter), self.layers, self.env.num_tasks)
+                fresh = self.net.init(k, recent)
+                params, touched, n = recycle_dormant(
+                    params, fresh, scores, self.layers, pl.redo_tau, masks
+                )
+                return params, zero_adam_moments(opt_state, touched), n
+
+            ops = (params, opt_state, recent, jax.random.fold_in(key, 0x4ED0))
+            params, opt_state, extra["recycled"] = cond_any(
+                clock % pl.redo_every == 0,
+                redo,
+                lambda ops: (ops[0], ops[1], jnp.int32(0)),
+                ops,
+            )
+        if pl.reset_every:
+
+            def reset(ops):
+                params, opt_state, obs, k = ops
+                masks = get_sparse_state(opt_state).masks
+                fresh = self.net.init(k, obs)
+                params, touched = reset_layers(params, fresh, is_output_layer, masks)
+                return params, zero_adam_moments(opt_state, touched)
+
+            do = (clock % pl.reset_every == 0) & (clock // pl.reset_every <= pl.reset_max)
+            ops = (params, opt_state, obs, jax.random.fold_in(key, 0x4E5E))
+            params, opt_state = cond_any(do, reset, lambda ops: (ops[0], ops[1]), ops)
+            extra["reset"] = do.astype(jnp.float32)
+        return params, opt_state, extra
+
+    def diagnose(self, state: PPOState, key: Array) -> dict[str, Array]:
+        """Plasticity diagnostics on ``state.recent_obs``: tau-dormant fractions (actor, critic,
+        per layer), srank of the shared features, and the policy's Fisher trace with actions
+        sampled on-policy (per-sample squared gradient norms over live weights)."""
+        if not self.plasticity.diagnostics:
+            raise ValueError("diagnose needs PlasticityConfig(diagnostics=True)")
+        pl, net, params, obs = self.plasticity, self.net, state.params, state.recent_obs
+        masks = get_sparse_state(state.opt_state).masks
+        (logits, _), inter = net.apply(params, obs, mutable=["intermediates"])
+        acts = flatten_intermediates(inter)
+        out = dormant_summary(
+            all_scores(acts, self.layers, self.env.num_tasks), self.layers, pl.tau
+        )
+        out["erank"] = effective_rank(acts["features"])
+        actions = jax.random.categorical(key, logits)
+
+        def log_prob(p, o, a):
+            lg, _ = net.apply(p, jax.tree.map(lambda x: x[None], o), task_major=False)
+            return categorical_log_prob_and_entropy(lg, a[None])[0][0]
+
+        out["fisher_trace"] = jnp.mean(
+            per_sample_fisher(log_prob, params, obs, actions, masks, batch_size=pl.fisher_chunk)
+        )
+        return out
 
     def _episode_metrics(self, traj: Transition) -> dict[str, Array]:
         """Per-task sums over the episodes that finished during the rollout."""

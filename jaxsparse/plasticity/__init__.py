@@ -1,4 +1,5 @@
-"""Plasticity metrics for sparse multi-task RL: dormant neurons, effective rank, Fisher trace."""
+"""Plasticity metrics for sparse multi-task RL (dormant neurons, effective rank, Fisher trace) and
+multi-task gradient surgery (PCGrad, CAGrad) as optax transformations."""
 
 from jaxsparse.plasticity.metrics import (
     DormantStats,
@@ -10,14 +11,17 @@ from jaxsparse.plasticity.metrics import (
     per_sample_fisher,
     sample_and_fisher_trace,
 )
+from jaxsparse.plasticity.surgery import cagrad, pcgrad
 
 __all__ = [
     "DormantStats",
+    "cagrad",
     "dormant_fraction",
     "dormant_mask",
     "effective_rank",
     "fisher_trace",
     "neuron_scores",
+    "pcgrad",
     "per_sample_fisher",
     "sample_and_fisher_trace",
 ]

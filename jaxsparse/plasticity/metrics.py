@@ -100,21 +100,35 @@ def per_sample_fisher(
     observations: Array,
     actions: Array,
     masks: PyTree | None = None,
+    batch_size: int | None = None,
 ) -> Array:
     """Per-sample ||grad_theta log pi(a|s)||^2, shape `[batch]`: the Fisher trace's summands.
 
     `log_prob_fn(params, observation, action)` scores ONE sample; actions are sampled by the caller
     (a ~ pi(.|s)). `masks` mirrors `params`, with `None` for dense leaves and bool arrays for sparse
     ones: gradient entries where the mask is False are not parameters and are excluded.
+    `batch_size` bounds memory: per-sample gradients are materialised `batch_size` samples at a
+    time (`jax.lax.map`) instead of all at once (`batch x num_params` floats).
     """
-    grads = jax.vmap(jax.grad(log_prob_fn), in_axes=(None, 0, 0))(params, observations, actions)
-    if masks is not None:
-        grads = tree_map_masked(_apply_mask, masks, grads)
-    squared = [
-        jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
-        for g in jax.tree_util.tree_leaves(grads)
-    ]
-    return sum(squared[1:], squared[0])
+
+    def squared_norms(obs: PyTree, act: Array) -> Array:
+        grads = jax.vmap(jax.grad(log_prob_fn), in_axes=(None, 0, 0))(params, obs, act)
+        if masks is not None:
+            grads = tree_map_masked(_apply_mask, masks, grads)
+        squared = [
+            jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
+            for g in jax.tree_util.tree_leaves(grads)
+        ]
+        return sum(squared[1:], squared[0])
+
+    if batch_size is None:
+        return squared_norms(observations, actions)
+
+    def one(xs: tuple[PyTree, Array]) -> Array:
+        obs, act = jax.tree.map(lambda x: x[None], xs)
+        return squared_norms(obs, act)[0]
+
+    return jax.lax.map(one, (observations, actions), batch_size=batch_size)
 
 
 def fisher_trace(

@@ -14,6 +14,7 @@ import jax
 from jaxsparse.algos.ppo import PPO, PPOConfig
 from jaxsparse.nets import make_network
 from jaxsparse.nets.mlp import MLPActorCritic
+from jaxsparse.plasticity.interventions import PlasticityConfig
 from jaxsparse.run.config import ExperimentConfig, MethodConfig
 from jaxsparse.run.envs import (
     FlaxAgent,
@@ -72,12 +73,16 @@ class Trainer:
         return self.algo.init(key)
 
     def chunk(self, state: Any) -> tuple[Any, dict[str, Any]]:
-        """``updates_per_chunk`` PPO updates (``lax.scan``), then a greedy evaluation."""
+        """``updates_per_chunk`` PPO updates (``lax.scan``), then a greedy evaluation (and the
+        plasticity diagnostics when on)."""
         state, train = jax.lax.scan(
             lambda s, _: self.algo.update(s), state, None, self.updates_per_chunk
         )
         evaluation = self.algo.evaluate(state.params, jax.random.fold_in(state.key, 0x5EED))
-        return state, {"train": train, "eval": evaluation}
+        out = {"train": train, "eval": evaluation}
+        if self.algo.plasticity.diagnostics:
+            out["diag"] = self.algo.diagnose(state, jax.random.fold_in(state.key, 0xF15E))
+        return state, out
 
 
 def build_plan(cfg: ExperimentConfig, num_updates: int) -> Plan:
@@ -117,14 +122,28 @@ def build_trainer(cfg: ExperimentConfig) -> Trainer:
             return False
         return default_filter(path, leaf)
 
-    p = cfg.ppo
+    pl = cfg.plasticity
+
+    def every(steps: int) -> int:
+        return max(1, steps_to_updates(steps, spu)) if steps else 0
+
+    plasticity = PlasticityConfig(
+        diagnostics=cfg.diagnostics,
+        batch=pl.batch,
+        tau=pl.tau,
+        redo_every=every(pl.redo_every),
+        redo_tau=pl.redo_tau,
+        reset_every=every(pl.reset_every),
+        reset_max=pl.reset_max,
+    )
     algo = PPO(
-        PPOConfig(**p.model_dump()),
+        PPOConfig(**cfg.ppo.model_dump()),
         env,
         net,
         build_plan(cfg, num_updates),
         eval_env=eval_env,
         filter_fn=filter_fn,
+        plasticity=plasticity,
     )
     updates_per_chunk = cfg.train.eval_every // spu
     return Trainer(

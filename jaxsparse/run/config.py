@@ -83,8 +83,26 @@ class PPOSection(_Strict):
     critic_epochs: int = Field(1, ge=0)
     critic_batch: int = Field(2000, ge=1)
     max_grad_norm: float | None = Field(None, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="decoupled (AdamW) when > 0; paper 1e-6")
     advantage_norm: Literal["task", "batch", "minibatch", "none"] = "task"
+    surgery: Literal["none", "pcgrad", "cagrad"] = Field(
+        "none", description="per-task gradient surgery before the optimiser"
+    )
+    cagrad_c: float = Field(0.5, ge=0, description="CAGrad's c")
+
+
+class PlasticitySection(_Strict):
+    """Plasticity diagnostics and interventions (schedules in environment steps per task)."""
+
+    diagnostics: bool | None = Field(
+        None, description="dormant/srank/Fisher at every evaluation; None: on for MiniGrid"
+    )
+    batch: int = Field(1024, ge=1, description="recent observations the metrics and ReDo use")
+    tau: float = Field(0.001, ge=0, description="dormant threshold of the logged fractions")
+    redo_every: int = Field(0, ge=0, description="steps between ReDo recycling; 0 off")
+    redo_tau: float = Field(0.001, ge=0)
+    reset_every: int = Field(0, ge=0, description="steps between output-layer resets; 0 off")
+    reset_max: int = Field(2, ge=0, description="at most this many resets")
 
 
 class TrainConfig(_Strict):
@@ -106,11 +124,18 @@ class ExperimentConfig(_Strict):
     net: NetConfig = NetConfig()
     ppo: PPOSection = PPOSection()
     sparsity: SparsityConfig = SparsityConfig()
+    plasticity: PlasticitySection = PlasticitySection()
     train: TrainConfig = TrainConfig()
 
     @property
     def steps_per_update(self) -> int:
         return self.ppo.rollout_length * self.env.num_envs_per_task
+
+    @property
+    def diagnostics(self) -> bool:
+        """Whether plasticity diagnostics run (``plasticity.diagnostics``, None: MiniGrid)."""
+        d = self.plasticity.diagnostics
+        return self.env.kind == "minigrid" if d is None else d
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -137,6 +162,28 @@ class ExperimentConfig(_Strict):
             )
         if self.env.kind == "gymnax" and not isinstance(self.env.suite, str):
             raise ValueError("env.suite must be one gymnax environment id for env.kind 'gymnax'")
+        pl = self.plasticity
+        if self.env.kind == "gymnax":
+            used = [
+                name
+                for name, on in (
+                    ("plasticity.diagnostics", pl.diagnostics),
+                    ("plasticity.redo_every", pl.redo_every),
+                    ("plasticity.reset_every", pl.reset_every),
+                    ("ppo.surgery", self.ppo.surgery != "none"),
+                )
+                if on
+            ]
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)}: only for the MiniGrid networks (env.kind 'minigrid')"
+                )
+        methods = [self.sparsity.method] + [m.method for m in self.sparsity.modules.values()]
+        if self.ppo.surgery != "none" and "rigl" in methods:
+            raise ValueError(
+                f"ppo.surgery {self.ppo.surgery!r} does not combine with method 'rigl' (RigL "
+                "grows from dense gradients; the surgery sees only live weights)"
+            )
         return self
 
 

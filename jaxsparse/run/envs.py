@@ -104,7 +104,7 @@ class FlaxAgent:
         return self.module.init(key, *self.inputs(obs), **self.kwargs)
 
     def apply(self, params: Any, obs: Any, **kwargs: Any) -> Any:
-        return self.module.apply(params, *self.inputs(obs), **self.kwargs, **kwargs)
+        return self.module.apply(params, *self.inputs(obs), **{**self.kwargs, **kwargs})
 
 
 def minigrid_inputs(obs: Any) -> tuple[Array, Array]:

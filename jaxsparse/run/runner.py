@@ -7,7 +7,8 @@ orbax checkpoint. ``resume=True`` restores the last checkpoint and truncates the
 run killed at any moment and resumed ends bit-for-bit where an uninterrupted run ends.
 
 Run folder: ``config.yaml`` (resolved), ``metrics.csv`` (per step, seed, task: evaluation and
-training episode scores), ``train.csv`` (per step, seed: losses, sparsity), ``checkpoints/``,
+training episode scores), ``train.csv`` (per step, seed: losses, sparsity, ReDo/Reset counts),
+``diagnostics.csv`` (per step, seed: dormant fractions, srank, Fisher trace), ``checkpoints/``,
 ``plots/*.png``, ``summary.json`` (written when the run completes).
 """
 
@@ -41,6 +42,7 @@ from jaxsparse.run.config import (
 
 # Fields that may change between an interrupted run and its resume.
 _RESUMABLE = ("out_dir", "on_nonfinite")
+_SUMMED = ("recycled", "reset")  # per-chunk totals in train.csv; other scalars are chunk means
 
 
 class DivergedError(RuntimeError):
@@ -182,9 +184,25 @@ class Runner:
                 )
             row = {"step": step, "seed": s}
             for k in scalars:
-                row[k] = float(train[k][s, -1] if k == "sparsity" else np.mean(train[k][s]))
+                if k == "sparsity":
+                    row[k] = float(train[k][s, -1])
+                elif k in _SUMMED:
+                    row[k] = float(np.sum(train[k][s]))
+                else:
+                    row[k] = float(np.mean(train[k][s]))
             train_rows.append(row)
         return metric_rows, train_rows
+
+    def _diag_rows(self, step: int, out: dict[str, Any], dead: set[int]) -> list[dict]:
+        """Rows of ``diagnostics.csv``: plasticity metrics per seed at this evaluation."""
+        diag = out.get("diag")
+        if diag is None:
+            return []
+        return [
+            {"step": step, "seed": s, **{k: float(v[s]) for k, v in diag.items()}}
+            for s in range(self.cfg.seeds)
+            if s not in dead
+        ]
 
     def _append(self, name: str, rows: list[dict]) -> None:
         if not rows:
@@ -193,7 +211,7 @@ class Runner:
         pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
 
     def _truncate_logs(self, step: int) -> None:
-        for name in ("metrics.csv", "train.csv"):
+        for name in ("metrics.csv", "train.csv", "diagnostics.csv"):
             path = self.run_dir / name
             if path.exists():
                 df = pd.read_csv(path)
@@ -257,6 +275,7 @@ class Runner:
             metric_rows, train_rows = self._rows(step, out, dead)
             self._append("metrics.csv", metric_rows)
             self._append("train.csv", train_rows)
+            self._append("diagnostics.csv", self._diag_rows(step, out, dead))
             live = [s for s in range(cfg.seeds) if s not in dead]
             score = float(np.mean(out["eval"]["score"][live])) if live else math.nan
             bar.update(c + 1, step, transitions_per_chunk / dt, score)

@@ -230,6 +230,15 @@ def test_fisher_trace_masked():
     assert float(fisher_trace(log_prob, params, observations, actions, all_dense)) == float(full)
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_per_sample_fisher_in_chunks_matches_the_loop(batch_size):
+    # lax.map over chunks of `batch_size` samples (a remainder chunk included) bounds memory.
+    params, observations, actions, masks = make_problem(1)
+    ref = loop_fisher(params, observations, actions, masks)
+    got = per_sample_fisher(log_prob, params, observations, actions, masks, batch_size=batch_size)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
 def test_sample_and_fisher_trace_uses_sampled_actions():
     params, observations, _, _ = make_problem(2)
     key = jax.random.PRNGKey(7)
