@@ -17,6 +17,7 @@ from scipy import stats
 
 METRICS_CSV = "metrics.csv"
 TRAIN_CSV = "train.csv"
+DIAGNOSTICS_CSV = "diagnostics.csv"
 PLOTS_DIR = "plots"
 
 STEP_LABEL = "environment steps per task"
@@ -35,7 +36,8 @@ def plot_run(run_dir: str | Path, *, title: str | None = None) -> list[Path]:
 
     Writes `eval_score.png` (mean over tasks, then mean and 95% CI over seeds) and
     `eval_score_tasks.png` (one panel per task) from `metrics.csv`, and `train.png` (one panel
-    per column other than step/seed) from `train.csv`, for whichever of the two files exist.
+    per column other than step/seed) from `train.csv`, for whichever of the two files exist, and
+    `plasticity.png` (dormant fractions, srank, Fisher trace per layer) from `diagnostics.csv`.
     `title` is the figure suptitle; it defaults to the folder name.
     """
     run_dir = Path(run_dir)
@@ -58,7 +60,13 @@ def plot_run(run_dir: str | Path, *, title: str | None = None) -> list[Path]:
             written.append(_plot_tasks(metrics, out_dir / "eval_score_tasks.png", title))
     if train_path.is_file():
         train = _read_csv(train_path, ("step", "seed"), None)
-        path = _plot_train(train, out_dir / "train.png", title)
+        path = _plot_train(train, out_dir / "train.png", f"{title}: training statistics")
+        if path is not None:
+            written.append(path)
+    diag_path = run_dir / DIAGNOSTICS_CSV
+    if diag_path.is_file():
+        diag = _read_csv(diag_path, ("step", "seed"), None)
+        path = _plot_train(diag, out_dir / "plasticity.png", f"{title}: plasticity diagnostics")
         if path is not None:
             written.append(path)
     return written
@@ -220,7 +228,7 @@ def _plot_tasks(metrics: pd.DataFrame, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def _plot_train(train: pd.DataFrame, path: Path, title: str) -> Path | None:
+def _plot_train(train: pd.DataFrame, path: Path, heading: str) -> Path | None:
     """One panel per training-metric column; `None` (no file) if there is no such column."""
     columns = []
     for col in train.columns:
@@ -232,7 +240,7 @@ def _plot_train(train: pd.DataFrame, path: Path, title: str) -> Path | None:
     if not columns or not len(train):
         return None
 
-    fig, axes = _grid(len(columns), f"{title}: training statistics")
+    fig, axes = _grid(len(columns), heading)
     for i, (ax, col) in enumerate(zip(axes, columns, strict=True)):
         values, steps = _seed_step_matrix(train, col)
         _draw(ax, steps, values)

@@ -38,6 +38,7 @@ from matplotlib.figure import Figure
 from jaxsparse.run.aggregate import METRICS_CSV, _last_step, iqm_ci, score_matrix
 from jaxsparse.run.plots import (
     CONFIDENCE,
+    DIAGNOSTICS_CSV,
     STEP_LABEL,
     _save,
     _seed_step_matrix,
@@ -45,7 +46,6 @@ from jaxsparse.run.plots import (
 )
 
 CONFIG_YAML = "config.yaml"
-DIAGNOSTICS_CSV = "diagnostics.csv"
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"
 DEFAULT_METRIC = "eval_score"
@@ -76,7 +76,7 @@ PLASTICITY_COLUMNS = ("dormant_actor", "dormant_critic", "erank", "fisher_trace"
 PLASTICITY_LABELS = {
     "dormant_actor": "dormant neurons, actor",
     "dormant_critic": "dormant neurons, critic",
-    "erank": "effective rank",
+    "erank": "effective rank (srank, delta 0.01)",
     "fisher_trace": "Fisher trace",
 }
 CSV_COLUMNS = (

@@ -72,7 +72,7 @@ def _kill(params, path_kernel, path_bias, index):
         ("mtppo", {}),
         ("mtppo", {"shared_encoder": False}),
         ("mtppo", {"layer_norm": True}),
-        ("moe", {}),
+        ("moe", {"layer_norm": True}),
         ("moore", {"layer_norm": True}),
         ("moore", {"shared_encoder": True}),
     ],

@@ -148,3 +148,25 @@ def test_mean_ci_over_seeds() -> None:
     mean, lo, hi = mean_ci_over_seeds(ragged)
     assert np.isclose(mean[-1], values[1:, -1].mean())
     assert lo[-1] <= mean[-1] <= hi[-1]
+
+
+def test_plot_run_draws_plasticity_diagnostics(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "diag")
+    rng = np.random.default_rng(1)
+    rows = [
+        {
+            "step": step,
+            "seed": seed,
+            "dormant_actor": 0.01 * step / 100 + 0.001 * rng.random(),
+            "dormant_critic": 0.02,
+            "erank": 300 - step // 10,
+            "fisher_trace": 5.0 + rng.random(),
+            "dormant/encoder/conv_0": 0.0,
+        }
+        for step in (100, 200, 300)
+        for seed in range(3)
+    ]
+    pd.DataFrame(rows).to_csv(run_dir / "diagnostics.csv", index=False)
+    paths = plot_run(run_dir)
+    assert [p.name for p in paths] == [*NAMES, "plasticity.png"]
+    assert_png(paths[-1])

@@ -1,0 +1,614 @@
+"""Multi-task SAC (multi-head, per-task temperature) as pure functions: ``init(key)``,
+``update(state)`` and ``evaluate(params, key)`` for one seed; ``vmap`` them over seeds.
+
+Loop. One ``update`` runs ``steps_per_update`` iterations (``lax.scan``) of: one environment step
+of every environment of the suite (the policy's sampled action, or a uniform random action in
+``[-1, 1]`` while fewer than ``warmup_steps`` suite steps are done), its transitions written to
+the per-task replay buffer (``jaxsparse.algos.replay``), then one gradient step once the warm-up
+is over (suite step ``warmup_steps + 1`` on; none during the warm-up, as mtrl's MT-SAC and
+CleanRL: its ``lax.cond`` stays a branch under ``vmap``, see ``cond_any``). So a suite step is
+one gradient step, as in MT10's protocol (SPEC: 20M steps, 1280 = 128 per task).
+
+Gradient step (mtrl's order): sample ``batch_size / T`` transitions of every task (task-major
+equal blocks, so heads run one matmul per task); critic update on the soft Bellman target
+``y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha_task log pi(a'|s'))`` with
+``a' ~ pi(s')`` and Q' the target critics (loss: MSE of both critics, summed); then the actor on
+``mean(alpha_task log pi(a|s) - min_i Q_i(s, a))`` with the freshly updated critics; then each
+task's temperature on ``mean(alpha_task (-log pi(a|s) - target_entropy))`` (mtrl; log-alpha is
+the parameter, ``target_entropy = -action_dim`` by default); finally the target critics move by
+Polyak averaging ``(1 - tau) target + tau critic``. Truncated episodes (time limits) bootstrap:
+the buffer stores the real last observation (``final_obs``) and only ``terminated`` cuts the
+target.
+
+Sparsity. Three optimisers (clip by global norm -> Adam): actor, critic, temperatures. The
+actor's and the critic's are each wrapped by ``sparsify`` with the part of ``plan`` that names
+their module (``split_plan``): ``{"actor": GMP(...)}`` prunes the actor only, a single method or
+``"*"`` applies to both (each network's own global target). Each optimiser sees its parameters
+as ``{"actor": ...}`` / ``{"critic": ...}``, so plan keys are full paths
+(``"critic/critic_0/head"``). The target critics carry the critic's masks: after every Polyak
+step they are multiplied by the critic's current masks, so a pruned critic weight is exactly zero
+in the target too. Mask clock: ``mask_step`` is the number of gradient steps done counting the
+current one (1-based), i.e. suite steps minus the warm-up; schedules given in environment steps
+of the suite convert with ``step - warmup_steps``.
+
+Environment (duck-typed, ``jaxsparse.algos.sac_envs`` adapts continuous gymnax envs):
+``num_envs``, ``num_tasks``, ``task_ids`` (int ``[N]``, task-major equal blocks),
+``action_dim``, ``max_episode_steps``; ``reset(key) -> (obs [N, obs_dim], state)``;
+``step(key, state, actions [N, action_dim] in [-1, 1]) -> EnvStep`` (``jaxsparse.algos.ppo``).
+An episode counts as a success if ``success`` held at any of its steps (Meta-World's convention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxsparse.algos.ppo import EnvStep
+from jaxsparse.algos.replay import ReplayState, replay_add, replay_init, replay_sample
+from jaxsparse.nets.sac import (
+    HIDDEN,
+    SACNetworks,
+    deterministic_action,
+    tanh_gaussian_sample,
+)
+from jaxsparse.sparsity import apply_masks, count_active, sparsify
+from jaxsparse.sparsity.checks import check_int, check_range
+from jaxsparse.sparsity.control import cond_any
+from jaxsparse.sparsity.masks import FilterFn, default_filter
+from jaxsparse.sparsity.methods import SparseMethod
+from jaxsparse.sparsity.plan import Plan
+from jaxsparse.sparsity.transform import get_sparse_state
+
+Array = jax.Array
+PyTree = Any
+NETWORKS = ("actor", "critic")
+
+
+class SACEnv(Protocol):
+    num_envs: int
+    num_tasks: int
+    task_ids: np.ndarray
+    action_dim: int
+    max_episode_steps: int
+
+    def reset(self, key: Array) -> tuple[Array, PyTree]: ...
+    def step(self, key: Array, state: PyTree, actions: Array) -> EnvStep: ...
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """SAC settings; the defaults are the MT10 protocol of SPEC.md (multi-head SAC)."""
+
+    steps_per_update: int = 500  # suite steps (and gradient steps) per ``update`` call
+    gamma: float = 0.99
+    tau: float = 0.005
+    init_alpha: float = 1.0  # every task's initial temperature
+    target_entropy: float | None = None  # None: -action_dim
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    adam_eps: float = 1e-8
+    max_grad_norm: float | None = 1.0  # global norm, per optimiser
+    batch_size: int = 1280  # in total, split evenly over tasks (MT10: 128 per task)
+    buffer_size: int = 1_000_000  # in total, split evenly over tasks
+    warmup_steps: int = 40_000  # suite steps of uniform random actions, no gradient steps
+    actor_hidden: tuple[int, ...] = HIDDEN
+    critic_hidden: tuple[int, ...] = HIDDEN
+
+    def __post_init__(self) -> None:
+        for name in ("steps_per_update", "batch_size", "buffer_size"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_range("gamma", self.gamma, 0.0, 1.0)
+        check_range("tau", self.tau, 0.0, 1.0)
+        check_range("init_alpha", self.init_alpha, 0.0, np.inf, low_open=True)
+        for name in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps"):
+            check_range(name, getattr(self, name), 0.0, np.inf, low_open=True)
+        if self.target_entropy is not None:
+            check_range("target_entropy", self.target_entropy, -np.inf, np.inf)
+        if self.max_grad_norm is not None:
+            check_range("max_grad_norm", self.max_grad_norm, 0.0, np.inf, low_open=True)
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = tuple(getattr(self, name))
+            if not widths:
+                raise ValueError(f"{name} must name at least one hidden layer width")
+            for w in widths:
+                check_int(f"{name} width", w, minimum=1)
+            object.__setattr__(self, name, widths)
+
+
+class SACState(struct.PyTreeNode):
+    """Everything one seed's training carries between updates (checkpointed as is)."""
+
+    params: PyTree  # {"actor": ..., "critic": ..., "log_alpha": [T]}
+    target_critic: PyTree  # Polyak average of params["critic"], with the critic's masks
+    opt_state: PyTree  # {"actor": ..., "critic": ..., "alpha": ...}
+    buffer: ReplayState
+    env_state: PyTree
+    obs: Array  # [N, obs_dim]
+    running_return: Array  # [N] return of each environment's current episode
+    running_success: Array  # [N] bool, success at some step of the current episode
+    key: Array
+    env_steps: Array  # int32, suite steps done
+    grad_steps: Array  # int32, gradient steps done (the mask clock)
+
+
+def split_plan(plan: Plan | None) -> dict[str, dict[str, SparseMethod]]:
+    """The plan entries of each network (``actor``, ``critic``).
+
+    A single method, ``"*"`` or ``""`` goes to both networks; any other key must start with
+    ``actor`` or ``critic`` (a full parameter path such as ``"critic/critic_1/head"``).
+    """
+    out: dict[str, dict[str, SparseMethod]] = {name: {} for name in NETWORKS}
+    if plan is None:
+        return out
+    if isinstance(plan, SparseMethod):
+        return {name: {"": plan} for name in NETWORKS}
+    if not isinstance(plan, Mapping):
+        raise TypeError(f"plan must be a SparseMethod or a mapping of module -> method, got {plan!r}")
+    for key, method in plan.items():
+        if not isinstance(method, SparseMethod):
+            raise TypeError(f"plan[{key!r}] must be a SparseMethod, got {method!r}")
+        k = "" if key == "*" else key.strip("/")
+        if k == "":
+            for name in NETWORKS:
+                out[name][""] = method
+            continue
+        owner = k.split("/", 1)[0]
+        if owner not in NETWORKS:
+            raise ValueError(f"SAC plan key {key!r} must be '*' or start with one of {NETWORKS}")
+        out[owner][k] = method
+    return out
+
+
+# ------------------------------------------------------------------ losses (pure formulas)
+def critic_target(
+    reward: Array,
+    terminated: Array,
+    next_q: Array,
+    next_log_prob: Array,
+    alpha: Array,
+    gamma: float,
+) -> Array:
+    """Soft Bellman target ``r + gamma (1 - terminated) (min(Q'_1, Q'_2) - alpha log pi')``;
+    ``next_q [B, 2]``, everything else ``[B]`` (``alpha`` is each sample's task temperature)."""
+    soft_value = jnp.min(next_q, axis=-1) - alpha * next_log_prob
+    return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * soft_value
+
+
+def critic_loss(q: Array, target: Array) -> Array:
+    """``MSE(Q_1, y) + MSE(Q_2, y)`` for ``q [B, 2]`` and ``target [B]``."""
+    return jnp.mean(jnp.sum(jnp.square(q - target[:, None]), axis=-1))
+
+
+def actor_loss(q: Array, log_prob: Array, alpha: Array) -> Array:
+    """``mean(alpha log pi(a|s) - min(Q_1, Q_2)(s, a))``."""
+    return jnp.mean(alpha * log_prob - jnp.min(q, axis=-1))
+
+
+def alpha_loss(log_alpha: Array, log_prob: Array, task: Array, target_entropy: float) -> Array:
+    """``mean(alpha_task (-log pi - target_entropy))``, gradient to ``log_alpha [T]`` only."""
+    entropy_gap = jax.lax.stop_gradient(-log_prob - target_entropy)
+    return jnp.mean(jnp.exp(log_alpha)[task] * entropy_gap)
+
+
+def polyak(target: PyTree, online: PyTree, tau: float) -> PyTree:
+    """``(1 - tau) target + tau online``, leaf by leaf."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def _mask_sparsity(masks: PyTree) -> tuple[Array, Array]:
+    """(active, total) over the masked leaves (0, 0 when none)."""
+    active = [c for c in jax.tree.leaves(count_active(masks)) if c is not None]
+    total = sum(m.size for m in jax.tree.leaves(masks) if m is not None)
+    if not total:
+        return jnp.int32(0), jnp.int32(0)
+    return jnp.sum(jnp.stack(active)), jnp.int32(total)
+
+
+def _fraction_pruned(active: Array, total: Array) -> Array:
+    pruned = (total - active).astype(jnp.float32)
+    return jnp.where(total > 0, pruned / jnp.maximum(total, 1).astype(jnp.float32), 0.0)
+
+
+class SAC:
+    """Pure ``init`` / ``update`` / ``evaluate`` for one seed; ``vmap`` them over seeds."""
+
+    def __init__(
+        self,
+        config: SACConfig,
+        env: SACEnv,
+        plan: Plan | None = None,
+        eval_env: SACEnv | None = None,
+        filter_fn: FilterFn = default_filter,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.eval_env = eval_env if eval_env is not None else env
+        T, N = env.num_tasks, env.num_envs
+        for e in {id(env): env, id(self.eval_env): self.eval_env}.values():
+            if e.num_envs % e.num_tasks or e.num_tasks != T:
+                raise ValueError(
+                    f"environments must have {T} tasks in equal task-major blocks, got "
+                    f"num_envs={e.num_envs}, num_tasks={e.num_tasks}"
+                )
+        if config.batch_size % T:
+            raise ValueError(f"batch_size ({config.batch_size}) must split evenly over {T} tasks")
+        self.batch_per_task = config.batch_size // T
+        self.capacity_per_task = config.buffer_size // T
+        if self.capacity_per_task < N // T:
+            raise ValueError(
+                f"buffer_size ({config.buffer_size}) must hold at least one step of every "
+                f"environment ({N})"
+            )
+        self.action_dim = env.action_dim
+        self.target_entropy = (
+            -float(env.action_dim) if config.target_entropy is None else config.target_entropy
+        )
+        self.net = SACNetworks(T, env.action_dim, config.actor_hidden, config.critic_hidden)
+        self.plan = plan
+        self.plans = split_plan(plan)
+        self.filter_fn = filter_fn
+        self.inner = {
+            "actor": self._adam(config.actor_lr),
+            "critic": self._adam(config.critic_lr),
+        }
+        self.alpha_tx = self._adam(config.alpha_lr)
+        # ``update`` reads the mask PRNG key from the optimiser state, so one transform per
+        # network serves every seed; ``init`` builds its own with the seed's key.
+        self.tx = {name: self._make_tx(name, 0) for name in NETWORKS}
+
+    def _adam(self, lr: float) -> optax.GradientTransformation:
+        adam = optax.adam(lr, eps=self.config.adam_eps)
+        if self.config.max_grad_norm is None:
+            return adam
+        return optax.chain(optax.clip_by_global_norm(self.config.max_grad_norm), adam)
+
+    def _make_tx(self, name: str, key: Array | int) -> optax.GradientTransformationExtraArgs:
+        return sparsify(self.inner[name], self.plans[name], key=key, filter_fn=self.filter_fn)
+
+    # ------------------------------------------------------------------ init
+    def init(self, key: Array) -> SACState:
+        env, cfg = self.env, self.config
+        k_env, k_net, k_mask, k_run = jax.random.split(key, 4)
+        obs, env_state = env.reset(k_env)
+        nets = self.net.init(k_net, obs, jnp.asarray(env.task_ids))
+        params, opt_state = {}, {}
+        for i, name in enumerate(NETWORKS):
+            sub = {name: nets[name]}
+            opt_state[name] = self._make_tx(name, jax.random.fold_in(k_mask, i)).init(sub)
+            params[name] = apply_masks(sub, get_sparse_state(opt_state[name]).masks)[name]
+        params["log_alpha"] = jnp.full(env.num_tasks, math.log(cfg.init_alpha), jnp.float32)
+        opt_state["alpha"] = self.alpha_tx.init(params["log_alpha"])
+        obs_dim = obs.shape[1:]
+        example = {
+            "obs": jax.ShapeDtypeStruct(obs_dim, jnp.float32),
+            "action": jax.ShapeDtypeStruct((self.action_dim,), jnp.float32),
+            "reward": jax.ShapeDtypeStruct((), jnp.float32),
+            "next_obs": jax.ShapeDtypeStruct(obs_dim, jnp.float32),
+            "terminated": jax.ShapeDtypeStruct((), jnp.bool_),
+        }
+        n = env.num_envs
+        return SACState(
+            params=params,
+            target_critic=params["critic"],
+            opt_state=opt_state,
+            buffer=replay_init(example, env.num_tasks, self.capacity_per_task),
+            env_state=env_state,
+            obs=obs.astype(jnp.float32),
+            running_return=jnp.zeros(n, jnp.float32),
+            running_success=jnp.zeros(n, bool),
+            key=k_run,
+            env_steps=jnp.zeros([], jnp.int32),
+            grad_steps=jnp.zeros([], jnp.int32),
+        )
+
+    # ---------------------------------------------------------------- losses
+    def _tasks(self, batch_size: int) -> Array:
+        """Task ids of a task-major batch of T equal blocks."""
+        T = self.env.num_tasks
+        if batch_size % T:
+            raise ValueError(f"a batch of {batch_size} does not split into {T} equal task blocks")
+        return jnp.repeat(jnp.arange(T, dtype=jnp.int32), batch_size // T)
+
+    def critic_loss(
+        self,
+        critic_params: PyTree,
+        actor_params: PyTree,
+        target_critic: PyTree,
+        log_alpha: Array,
+        batch: dict[str, Array],
+        noise: Array,
+    ) -> tuple[Array, dict[str, Array]]:
+        """Twin-critic loss on a task-major batch (T equal blocks); ``noise [B, A]`` draws the
+        next actions. Returns (loss, {"q": [B, 2], "target": [B]})."""
+        net, task = self.net, self._tasks(batch["reward"].shape[0])
+        mean, log_std = net.actor(actor_params, batch["next_obs"], task, task_major=True)
+        next_action, next_log_prob = tanh_gaussian_sample(mean, log_std, noise)
+        next_q = net.critic(target_critic, batch["next_obs"], next_action, task, task_major=True)
+        alpha = jnp.exp(log_alpha)[task]
+        target = jax.lax.stop_gradient(
+            critic_target(
+                batch["reward"],
+                batch["terminated"],
+                next_q,
+                next_log_prob,
+                alpha,
+                self.config.gamma,
+            )
+        )
+        q = net.critic(critic_params, batch["obs"], batch["action"], task, task_major=True)
+        return critic_loss(q, target), {"q": q, "target": target}
+
+    def actor_loss(
+        self,
+        actor_params: PyTree,
+        critic_params: PyTree,
+        log_alpha: Array,
+        batch: dict[str, Array],
+        noise: Array,
+    ) -> tuple[Array, dict[str, Array]]:
+        """Actor loss (gradient to the actor only); returns (loss, {"log_prob": [B]})."""
+        net, task = self.net, self._tasks(batch["reward"].shape[0])
+        mean, log_std = net.actor(actor_params, batch["obs"], task, task_major=True)
+        action, log_prob = tanh_gaussian_sample(mean, log_std, noise)
+        q = net.critic(jax.lax.stop_gradient(critic_params), batch["obs"], action, task, True)
+        alpha = jax.lax.stop_gradient(jnp.exp(log_alpha))[task]
+        return actor_loss(q, log_prob, alpha), {"log_prob": log_prob}
+
+    def alpha_loss(self, log_alpha: Array, log_prob: Array) -> Array:
+        return alpha_loss(log_alpha, log_prob, self._tasks(log_prob.shape[0]), self.target_entropy)
+
+    # ---------------------------------------------------------- gradient step
+    def _apply(self, name: str, grads, opt_state, params, clock) -> tuple[PyTree, PyTree]:
+        sub = {name: params}
+        updates, opt_state = self.tx[name].update({name: grads}, opt_state, sub, mask_step=clock)
+        return optax.apply_updates(sub, updates)[name], opt_state
+
+    def gradient_step(
+        self,
+        params: PyTree,
+        target_critic: PyTree,
+        opt_state: PyTree,
+        batch: dict[str, Array],
+        grad_steps: Array,
+        key: Array,
+    ) -> tuple[PyTree, PyTree, PyTree, dict[str, Array]]:
+        """Critic, actor, temperatures, then the target (Polyak, re-masked), on ``batch``.
+
+        The mask clock of this step is ``grad_steps + 1``.
+        """
+        cfg, T = self.config, self.env.num_tasks
+        clock = grad_steps + 1
+        k_next, k_pi = jax.random.split(key)
+        shape = (batch["reward"].shape[0], self.action_dim)
+        log_alpha = params["log_alpha"]
+
+        (c_loss, c_aux), c_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            params["critic"],
+            params["actor"],
+            target_critic,
+            log_alpha,
+            batch,
+            jax.random.normal(k_next, shape),
+        )
+        critic, c_opt = self._apply("critic", c_grads, opt_state["critic"], params["critic"], clock)
+        (a_loss, a_aux), a_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            params["actor"], critic, log_alpha, batch, jax.random.normal(k_pi, shape)
+        )
+        actor, a_opt = self._apply("actor", a_grads, opt_state["actor"], params["actor"], clock)
+        log_prob = jax.lax.stop_gradient(a_aux["log_prob"])
+        al_loss, al_grads = jax.value_and_grad(self.alpha_loss)(log_alpha, log_prob)
+        al_updates, al_opt = self.alpha_tx.update(al_grads, opt_state["alpha"], log_alpha)
+        log_alpha = optax.apply_updates(log_alpha, al_updates)
+
+        critic_masks = get_sparse_state(c_opt).masks["critic"]
+        target_critic = apply_masks(polyak(target_critic, critic, cfg.tau), critic_masks)
+        q = jnp.min(c_aux["q"], axis=-1)
+        metrics = {
+            "critic_loss": c_loss,
+            "actor_loss": a_loss,
+            "alpha_loss": al_loss,
+            "q_mean": q.mean(),
+            "q_task": q.reshape(T, -1).mean(axis=1),
+            "target_mean": c_aux["target"].mean(),
+            "entropy": -log_prob.mean(),
+        }
+        params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
+        opt_state = {"actor": a_opt, "critic": c_opt, "alpha": al_opt}
+        return params, target_critic, opt_state, metrics
+
+    def _train(self, ops):
+        params, target, opt_state, buffer, grad_steps, key = ops
+        k_sample, k_step = jax.random.split(key)
+        batch = replay_sample(buffer, k_sample, self.batch_per_task)
+        params, target, opt_state, metrics = self.gradient_step(
+            params, target, opt_state, batch, grad_steps, k_step
+        )
+        return params, target, opt_state, grad_steps + 1, metrics
+
+    def _skip(self, ops):
+        params, target, opt_state, _, grad_steps, _ = ops
+        shapes = jax.eval_shape(self._train, ops)[-1]
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return params, target, opt_state, grad_steps, zeros
+
+    # ---------------------------------------------------------------- update
+    def _act(self, actor: PyTree, obs: Array, key: Array, warmup: Array) -> Array:
+        """Sampled policy actions, or uniform ones in [-1, 1] while ``warmup``."""
+        k_pi, k_uniform = jax.random.split(key)
+        task = jnp.asarray(self.env.task_ids)
+        mean, log_std = self.net.actor(actor, obs, task, task_major=True)
+        action, _ = tanh_gaussian_sample(mean, log_std, jax.random.normal(k_pi, mean.shape))
+        uniform = jax.random.uniform(k_uniform, mean.shape, minval=-1.0, maxval=1.0)
+        return jnp.where(warmup, uniform, action)
+
+    def update(self, state: SACState) -> tuple[SACState, dict[str, Array]]:
+        """``steps_per_update`` suite steps, each followed by a gradient step after warm-up."""
+        cfg, env = self.config, self.env
+        key, k_steps = jax.random.split(state.key)
+
+        def step(carry, k):
+            params, target, opt_state, buffer, env_state, obs, ret, succ, env_steps, grads = carry
+            k_act, k_env, k_train = jax.random.split(k, 3)
+            action = self._act(params["actor"], obs, k_act, env_steps < cfg.warmup_steps)
+            out = env.step(k_env, env_state, action)
+            done = out.terminated | out.truncated
+            next_obs = jnp.where(done[:, None], out.final_obs, out.obs)
+            transition = {
+                "obs": obs,
+                "action": action,
+                "reward": out.reward,
+                "next_obs": next_obs,
+                "terminated": out.terminated,
+            }
+            buffer = replay_add(buffer, transition)
+            ret = ret + out.reward
+            succ = succ | out.success
+            env_steps = env_steps + 1
+            trained = env_steps > cfg.warmup_steps
+            params, target, opt_state, grads, m = cond_any(
+                trained,
+                self._train,
+                self._skip,
+                (params, target, opt_state, buffer, grads, k_train),
+            )
+            episodes = {
+                "done": done,
+                "episode_return": jnp.where(done, ret, 0.0),
+                "success": succ & done,
+            }
+            carry = (
+                params,
+                target,
+                opt_state,
+                buffer,
+                out.state,
+                out.obs.astype(jnp.float32),
+                jnp.where(done, 0.0, ret),
+                succ & ~done,
+                env_steps,
+                grads,
+            )
+            return carry, (m, trained, episodes)
+
+        carry = (
+            state.params,
+            state.target_critic,
+            state.opt_state,
+            state.buffer,
+            state.env_state,
+            state.obs,
+            state.running_return,
+            state.running_success,
+            state.env_steps,
+            state.grad_steps,
+        )
+        carry, (steps, trained, episodes) = jax.lax.scan(
+            step, carry, jax.random.split(k_steps, cfg.steps_per_update)
+        )
+        params, target, opt_state, buffer, env_state, obs, ret, succ, env_steps, grads = carry
+
+        n_trained = trained.sum()
+
+        def mean_trained(x):
+            w = trained.reshape(-1, *([1] * (x.ndim - 1))).astype(jnp.float32)
+            return jnp.where(n_trained > 0, (x * w).sum(axis=0) / jnp.maximum(n_trained, 1), jnp.nan)
+
+        metrics = {k: mean_trained(v) for k, v in steps.items()}
+        metrics["train_steps"] = n_trained.astype(jnp.int32)
+        metrics["alpha"] = jnp.exp(params["log_alpha"])
+        metrics.update(self._episode_metrics(episodes))
+        metrics.update(self._sparsity_metrics(opt_state))
+        finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((params, target))]
+        losses = jnp.stack([metrics[k] for k in ("critic_loss", "actor_loss", "alpha_loss")])
+        finite.append((n_trained == 0) | jnp.all(jnp.isfinite(losses)))
+        metrics["finite"] = jnp.all(jnp.stack(finite))
+        new_state = state.replace(
+            params=params,
+            target_critic=target,
+            opt_state=opt_state,
+            buffer=buffer,
+            env_state=env_state,
+            obs=obs,
+            running_return=ret,
+            running_success=succ,
+            key=key,
+            env_steps=env_steps,
+            grad_steps=grads,
+        )
+        return new_state, metrics
+
+    def _episode_metrics(self, episodes: dict[str, Array]) -> dict[str, Array]:
+        """Per-task sums over the episodes that finished during the update."""
+        T, task = self.env.num_tasks, jnp.asarray(self.env.task_ids)
+
+        def per_task(x):
+            return jax.ops.segment_sum(x.astype(jnp.float32).sum(axis=0), task, T)
+
+        return {
+            "episodes": per_task(episodes["done"]),
+            "return_sum": per_task(episodes["episode_return"]),
+            "success_sum": per_task(episodes["success"]),
+        }
+
+    def _sparsity_metrics(self, opt_state: PyTree) -> dict[str, Array]:
+        out, active, total = {}, jnp.int32(0), jnp.int32(0)
+        for name in NETWORKS:
+            a, t = _mask_sparsity(get_sparse_state(opt_state[name]).masks)
+            out[f"{name}_sparsity"] = _fraction_pruned(a, t)
+            active, total = active + a, total + t
+        out["sparsity"] = _fraction_pruned(active, total)
+        return out
+
+    # -------------------------------------------------------------- evaluate
+    def evaluate(self, params: PyTree, key: Array) -> dict[str, Array]:
+        """Deterministic policy (``tanh(mean)``), one episode per evaluation environment
+        (``eval_env``): per-task mean return and success rate (success at any step)."""
+        env, net = self.eval_env, self.net
+        T, n = env.num_tasks, env.num_envs
+        task = jnp.asarray(env.task_ids)
+        k_reset, k_steps = jax.random.split(key)
+        obs, env_state = env.reset(k_reset)
+        zeros, false = jnp.zeros(n, jnp.float32), jnp.zeros(n, bool)
+        init = (obs.astype(jnp.float32), env_state, zeros, zeros, false, false, false, 0)
+
+        def cond(carry):
+            *_, finished, _, _, t = carry
+            return (t < env.max_episode_steps) & ~jnp.all(finished)
+
+        def body(carry):
+            obs, env_state, running, final, finished, succ, final_succ, t = carry
+            mean, _ = net.actor(params["actor"], obs, task, task_major=True)
+            out = env.step(jax.random.fold_in(k_steps, t), env_state, deterministic_action(mean))
+            ret = running + out.reward
+            succ = succ | out.success
+            done = (out.terminated | out.truncated) & ~finished
+            final = jnp.where(done, ret, final)
+            final_succ = final_succ | (done & succ)
+            ended = out.terminated | out.truncated
+            return (
+                out.obs.astype(jnp.float32),
+                out.state,
+                jnp.where(ended, 0.0, ret),
+                final,
+                finished | done,
+                succ & ~ended,
+                final_succ,
+                t + 1,
+            )
+
+        *_, final, _, _, success, _ = jax.lax.while_loop(cond, body, init)
+        count = jax.ops.segment_sum(jnp.ones(n), task, T)
+        return {
+            "return": jax.ops.segment_sum(final, task, T) / count,
+            "success": jax.ops.segment_sum(success.astype(jnp.float32), task, T) / count,
+        }

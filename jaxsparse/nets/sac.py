@@ -1,0 +1,200 @@
+"""Multi-head SAC networks for Meta-World (SPEC "Networks"): an actor and twin critics, each an
+MLP of 3 hidden layers of 400 ReLU shared by all tasks with a per-task output layer.
+
+Inputs are an observation vector ``obs [B, obs_dim]`` (Meta-World's observation already ends with
+the one-hot task id) and, separately, the int task id ``task_id [B]`` that picks each sample's
+output head. The output layer is ``jaxsparse.nets.multitask.TaskDense`` (kernel ``[T, in, out]``,
+bias ``[T, out]``); with ``task_major=True`` the caller promises T equal task-major blocks and
+each head runs one matmul per task.
+
+Parameters (``SACNetworks.init``) are ``{"actor": ..., "critic": ...}`` without flax's ``params``
+level, so the sparse core names the leaves ``actor/Dense_{i}/kernel``, ``actor/head/kernel``,
+``critic/critic_{0,1}/Dense_{i}/kernel``, ``critic/critic_{0,1}/head/kernel``: a plan
+``{"actor": GMP(...)}`` prunes the actor and leaves the critics dense.
+
+The actor outputs a mean and a log-std per action dimension, the log-std clipped to
+``[-20, 2]`` (a hard clip, as SPEC says), and acts through a tanh-squashed Gaussian: actions lie
+in ``(-1, 1)``; environments rescale them to their bounds. Hidden activations are sown as
+``"intermediates"`` (``hidden_{i}``) for the plasticity metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsparse.nets.multitask import TaskDense
+from jaxsparse.sparsity.checks import check_int
+
+Array = jax.Array
+PyTree = Any
+
+HIDDEN = (400, 400, 400)
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _mlp_with_head(
+    module: nn.Module,
+    x: Array,
+    task_id: Array,
+    task_major: bool,
+    hidden: Sequence[int],
+    n_tasks: int,
+    out: int,
+) -> Array:
+    """``Dense_{i}`` (shared, ReLU) per width in ``hidden``, then the per-task ``head``, created
+    in ``module``'s scope (call from its compact method)."""
+    for i, width in enumerate(hidden):
+        x = nn.relu(nn.Dense(width, name=f"Dense_{i}")(x))
+        module.sow("intermediates", f"hidden_{i}", x)
+    return TaskDense(n_tasks, out, name="head")(x, task_id, task_major)
+
+
+class MultiHeadMLP(nn.Module):
+    """``Dense_{i}`` (shared, ReLU) for each width in ``hidden``, then a per-task ``head``."""
+
+    n_tasks: int
+    out: int
+    hidden: Sequence[int] = HIDDEN
+
+    @nn.compact
+    def __call__(self, x: Array, task_id: Array, task_major: bool = False) -> Array:
+        return _mlp_with_head(self, x, task_id, task_major, self.hidden, self.n_tasks, self.out)
+
+
+class SACActor(nn.Module):
+    """``(mean, log_std)``, each ``[B, action_dim]``; log-std clipped to ``[min, max]``."""
+
+    n_tasks: int
+    action_dim: int
+    hidden: Sequence[int] = HIDDEN
+    log_std_min: float = LOG_STD_MIN
+    log_std_max: float = LOG_STD_MAX
+
+    @nn.compact
+    def __call__(self, obs: Array, task_id: Array, task_major: bool = False) -> tuple[Array, Array]:
+        out = _mlp_with_head(
+            self, obs, task_id, task_major, self.hidden, self.n_tasks, 2 * self.action_dim
+        )
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q networks ``critic_0`` and ``critic_1`` on ``concat(obs, action)``:
+    ``[B, 2]``."""
+
+    n_tasks: int
+    hidden: Sequence[int] = HIDDEN
+
+    @nn.compact
+    def __call__(
+        self, obs: Array, action: Array, task_id: Array, task_major: bool = False
+    ) -> Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        qs = [
+            MultiHeadMLP(self.n_tasks, 1, tuple(self.hidden), name=f"critic_{i}")(
+                x, task_id, task_major
+            )
+            for i in range(2)
+        ]
+        return jnp.concatenate(qs, axis=-1)
+
+
+def _check_task_id(task_id: Array, obs: Array) -> Array:
+    task_id = jnp.asarray(task_id)
+    if task_id.shape != obs.shape[:1] or not jnp.issubdtype(task_id.dtype, jnp.integer):
+        raise ValueError(
+            f"task_id must be an integer array of shape [B]={obs.shape[:1]}, "
+            f"got {task_id.dtype}{tuple(task_id.shape)}"
+        )
+    return task_id
+
+
+@dataclass(frozen=True)
+class SACNetworks:
+    """The actor and the twin critics behind one small interface (parameters as a plain dict)."""
+
+    n_tasks: int
+    action_dim: int
+    actor_hidden: Sequence[int] = HIDDEN
+    critic_hidden: Sequence[int] = HIDDEN
+
+    def __post_init__(self) -> None:
+        check_int("n_tasks", self.n_tasks, minimum=1)
+        check_int("action_dim", self.action_dim, minimum=1)
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = tuple(getattr(self, name))
+            for w in widths:
+                check_int(f"{name} width", w, minimum=1)
+            object.__setattr__(self, name, widths)
+
+    @property
+    def actor_module(self) -> SACActor:
+        return SACActor(self.n_tasks, self.action_dim, self.actor_hidden)
+
+    @property
+    def critic_module(self) -> TwinCritic:
+        return TwinCritic(self.n_tasks, self.critic_hidden)
+
+    def init(self, key: Array, obs: Array, task_id: Array) -> dict[str, PyTree]:
+        """``{"actor": ..., "critic": ...}`` for observations like ``obs [B, obs_dim]``."""
+        task_id = _check_task_id(task_id, obs)
+        k_actor, k_critic = jax.random.split(key)
+        action = jnp.zeros((obs.shape[0], self.action_dim), jnp.float32)
+        actor = self.actor_module.init(k_actor, obs, task_id)["params"]
+        critic = self.critic_module.init(k_critic, obs, action, task_id)["params"]
+        return {"actor": actor, "critic": critic}
+
+    def actor(
+        self, params: PyTree, obs: Array, task_id: Array, task_major: bool = False, **kwargs: Any
+    ) -> Any:
+        """``(mean, log_std)`` from the actor's parameters (``params["actor"]``)."""
+        task_id = _check_task_id(task_id, obs)
+        return self.actor_module.apply({"params": params}, obs, task_id, task_major, **kwargs)
+
+    def critic(
+        self,
+        params: PyTree,
+        obs: Array,
+        action: Array,
+        task_id: Array,
+        task_major: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """``Q [B, 2]`` from the critics' parameters (``params["critic"]`` or a target copy)."""
+        task_id = _check_task_id(task_id, obs)
+        return self.critic_module.apply(
+            {"params": params}, obs, action, task_id, task_major, **kwargs
+        )
+
+
+def tanh_log_det_jacobian(pre_tanh: Array) -> Array:
+    """``log(1 - tanh(u)^2)`` summed over the last axis, computed stably as
+    ``2 (log 2 - u - softplus(-2u))``."""
+    return jnp.sum(2.0 * (math.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh)), axis=-1)
+
+
+def tanh_gaussian_sample(mean: Array, log_std: Array, noise: Array) -> tuple[Array, Array]:
+    """Reparameterised sample of the tanh-squashed diagonal Gaussian and its log-density.
+
+    ``u = mean + exp(log_std) * noise`` (``noise`` standard normal, same shape), ``a = tanh(u)``,
+    ``log pi(a) = sum_i [log N(u_i; mean_i, std_i)] - sum_i log(1 - tanh(u_i)^2)``: ``[B, A]``
+    actions and ``[B]`` log-probabilities.
+    """
+    pre_tanh = mean + jnp.exp(log_std) * noise
+    gaussian = jnp.sum(-0.5 * jnp.square(noise) - log_std - _HALF_LOG_2PI, axis=-1)
+    return jnp.tanh(pre_tanh), gaussian - tanh_log_det_jacobian(pre_tanh)
+
+
+def deterministic_action(mean: Array) -> Array:
+    """The evaluation action: ``tanh(mean)``."""
+    return jnp.tanh(mean)
