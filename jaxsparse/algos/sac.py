@@ -153,7 +153,9 @@ def split_plan(plan: Plan | None) -> dict[str, dict[str, SparseMethod]]:
     if isinstance(plan, SparseMethod):
         return {name: {"": plan} for name in NETWORKS}
     if not isinstance(plan, Mapping):
-        raise TypeError(f"plan must be a SparseMethod or a mapping of module -> method, got {plan!r}")
+        raise TypeError(
+            f"plan must be a SparseMethod or a mapping of module -> method, got {plan!r}"
+        )
     for key, method in plan.items():
         if not isinstance(method, SparseMethod):
             raise TypeError(f"plan[{key!r}] must be a SparseMethod, got {method!r}")
@@ -203,6 +205,13 @@ def alpha_loss(log_alpha: Array, log_prob: Array, task: Array, target_entropy: f
 def polyak(target: PyTree, online: PyTree, tau: float) -> PyTree:
     """``(1 - tau) target + tau online``, leaf by leaf."""
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def _strong(tree: PyTree) -> PyTree:
+    """The same arrays without weak types: an environment state that comes out of ``reset`` with
+    weakly typed leaves (gymnax Pendulum's ``last_u``) and out of ``update`` strongly typed
+    would make the second ``update`` call compile again."""
+    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
 
 
 def _mask_sparsity(masks: PyTree) -> tuple[Array, Array]:
@@ -279,7 +288,7 @@ class SAC:
     def init(self, key: Array) -> SACState:
         env, cfg = self.env, self.config
         k_env, k_net, k_mask, k_run = jax.random.split(key, 4)
-        obs, env_state = env.reset(k_env)
+        obs, env_state = _strong(env.reset(k_env))
         nets = self.net.init(k_net, obs, jnp.asarray(env.task_ids))
         params, opt_state = {}, {}
         for i, name in enumerate(NETWORKS):
@@ -426,7 +435,8 @@ class SAC:
         opt_state = {"actor": a_opt, "critic": c_opt, "alpha": al_opt}
         return params, target_critic, opt_state, metrics
 
-    def _train(self, ops):
+    def _train(self, ops: tuple) -> tuple:
+        """The ``cond_any`` branch after warm-up: sample a batch, one gradient step."""
         params, target, opt_state, buffer, grad_steps, key = ops
         k_sample, k_step = jax.random.split(key)
         batch = replay_sample(buffer, k_sample, self.batch_per_task)
@@ -435,7 +445,8 @@ class SAC:
         )
         return params, target, opt_state, grad_steps + 1, metrics
 
-    def _skip(self, ops):
+    def _skip(self, ops: tuple) -> tuple:
+        """The warm-up branch: nothing changes; zero metrics shaped like ``_train``'s."""
         params, target, opt_state, _, grad_steps, _ = ops
         shapes = jax.eval_shape(self._train, ops)[-1]
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
@@ -521,7 +532,9 @@ class SAC:
 
         def mean_trained(x):
             w = trained.reshape(-1, *([1] * (x.ndim - 1))).astype(jnp.float32)
-            return jnp.where(n_trained > 0, (x * w).sum(axis=0) / jnp.maximum(n_trained, 1), jnp.nan)
+            return jnp.where(
+                n_trained > 0, (x * w).sum(axis=0) / jnp.maximum(n_trained, 1), jnp.nan
+            )
 
         metrics = {k: mean_trained(v) for k, v in steps.items()}
         metrics["train_steps"] = n_trained.astype(jnp.int32)
@@ -577,7 +590,7 @@ class SAC:
         T, n = env.num_tasks, env.num_envs
         task = jnp.asarray(env.task_ids)
         k_reset, k_steps = jax.random.split(key)
-        obs, env_state = env.reset(k_reset)
+        obs, env_state = _strong(env.reset(k_reset))
         zeros, false = jnp.zeros(n, jnp.float32), jnp.zeros(n, bool)
         init = (obs.astype(jnp.float32), env_state, zeros, zeros, false, false, false, 0)
 

@@ -45,8 +45,8 @@ class ContinuousGymnaxVecEnv:
         self.high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), shape).reshape(-1)
         obs_shape = self.env.observation_space(self.params).shape
         self.obs_dim = int(np.prod(obs_shape))
-        self.task_names = tuple(f"{name}#{t}" for t in range(num_tasks)) if num_tasks > 1 else (
-            name,
+        self.task_names = (
+            tuple(f"{name}#{t}" for t in range(num_tasks)) if num_tasks > 1 else (name,)
         )
         self.num_envs = num_envs
         self.num_tasks = num_tasks
