@@ -169,6 +169,13 @@ def _segment_mean_std(x: Array, task: Array, num_tasks: int) -> tuple[Array, Arr
     return mean, jnp.sqrt(var)
 
 
+def strong_types(tree: PyTree) -> PyTree:
+    """The same arrays without weak types. An environment state that comes out of ``reset`` with
+    weakly typed leaves (gymnax CartPole's ``time``, Pendulum's ``last_u``) and out of a step
+    strongly typed would make the second call of a jitted update or chunk compile again."""
+    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
+
+
 def _take(tree: PyTree, idx: Array) -> PyTree:
     return jax.tree.map(lambda x: x[idx], tree)
 
@@ -269,7 +276,7 @@ class PPO:
         return PPOState(
             params=params,
             opt_state=opt_state,
-            env_state=env_state,
+            env_state=strong_types(env_state),
             obs=obs,
             running_return=jnp.zeros(self.env.num_envs, jnp.float32),
             key=k_run,

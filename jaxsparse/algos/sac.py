@@ -51,7 +51,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxsparse.algos.ppo import EnvStep
+from jaxsparse.algos.ppo import EnvStep, strong_types
 from jaxsparse.algos.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxsparse.nets.sac import (
     HIDDEN,
@@ -207,13 +207,6 @@ def polyak(target: PyTree, online: PyTree, tau: float) -> PyTree:
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
 
 
-def _strong(tree: PyTree) -> PyTree:
-    """The same arrays without weak types: an environment state that comes out of ``reset`` with
-    weakly typed leaves (gymnax Pendulum's ``last_u``) and out of ``update`` strongly typed
-    would make the second ``update`` call compile again."""
-    return jax.tree.map(lambda x: jax.lax.convert_element_type(x, jnp.asarray(x).dtype), tree)
-
-
 def _mask_sparsity(masks: PyTree) -> tuple[Array, Array]:
     """(active, total) over the masked leaves (0, 0 when none)."""
     active = [c for c in jax.tree.leaves(count_active(masks)) if c is not None]
@@ -288,7 +281,7 @@ class SAC:
     def init(self, key: Array) -> SACState:
         env, cfg = self.env, self.config
         k_env, k_net, k_mask, k_run = jax.random.split(key, 4)
-        obs, env_state = _strong(env.reset(k_env))
+        obs, env_state = strong_types(env.reset(k_env))
         nets = self.net.init(k_net, obs, jnp.asarray(env.task_ids))
         params, opt_state = {}, {}
         for i, name in enumerate(NETWORKS):
@@ -590,7 +583,7 @@ class SAC:
         T, n = env.num_tasks, env.num_envs
         task = jnp.asarray(env.task_ids)
         k_reset, k_steps = jax.random.split(key)
-        obs, env_state = _strong(env.reset(k_reset))
+        obs, env_state = strong_types(env.reset(k_reset))
         zeros, false = jnp.zeros(n, jnp.float32), jnp.zeros(n, bool)
         init = (obs.astype(jnp.float32), env_state, zeros, zeros, false, false, false, 0)
 

@@ -258,3 +258,28 @@ def test_every_experiment_file_validates():
     assert {f"mt{b}-{m}" for b in (3, 5, 7) for m in ("dense", "gmp", "set")} <= set(names)
     for name in names:
         load_experiment(name)
+
+
+def test_chunk_compiles_once_with_a_weakly_typed_env_state():
+    # gymnax CartPole's reset returns a weakly typed `time`; the state is made strongly typed at
+    # init so that the second chunk reuses the first chunk's compilation.
+    cfg = load_experiment(
+        "cartpole-ppo",
+        [
+            "seeds=2",
+            "env.num_envs_per_task=4",
+            "ppo.rollout_length=8",
+            "ppo.policy_minibatch_per_task=16",
+            "ppo.critic_batch=32",
+            "ppo.policy_epochs=1",
+            "train.total_steps=64",
+            "train.eval_every=32",
+            "train.checkpoint_every=32",
+        ],
+    )
+    trainer = build_trainer(cfg)
+    chunk = jax.jit(jax.vmap(trainer.chunk))
+    state = jax.jit(jax.vmap(trainer.init))(seed_keys(0, 2))
+    for _ in range(2):
+        state, _ = chunk(state)
+    assert chunk._cache_size() == 1
