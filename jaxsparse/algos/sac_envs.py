@@ -8,7 +8,8 @@ range) that the adapter rescales linearly to the space's ``[low, high]``; observ
 environment as different tasks (task-major), which exercises the multi-task plumbing (per-task
 heads, buffers and temperatures) on a cheap environment.
 
-Kept apart from ``jaxsparse.run.envs`` (the discrete adapters) until the runner wires SAC in.
+Kept apart from ``jaxsparse.run.envs`` (the discrete adapters); the runner builds it for
+``algo: sac`` (``jaxsparse.run.build``, one task, ``env.num_envs_per_task`` copies).
 """
 
 from __future__ import annotations

@@ -2,6 +2,13 @@
 
 Schedules in the config are in environment steps per task (and fractions of training); the PPO
 trainer counts PPO updates, so they are converted here, once.
+
+SAC (``algo: sac``) counts gradient steps: its mask clock is the number of gradient steps done
+counting the current one, i.e. suite steps minus ``sac.warmup_steps`` (``jaxsparse.algos.sac``).
+Schedule fractions (``start``, ``end``) are fractions of the gradient steps of the run
+(``train.total_steps - sac.warmup_steps``): ``start: 0`` is the first gradient step, ``end: 1``
+the last, whatever the warm-up. ``freq`` (suite steps) is the same number of gradient steps (one
+per suite step). ``SACTrainee`` adapts SAC's outputs to the runner's logs (``score``).
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from typing import Any
 import jax
 
 from jaxsparse.algos.ppo import PPO, PPOConfig
+from jaxsparse.algos.sac import SAC, SACConfig, SACState
+from jaxsparse.algos.sac_envs import ContinuousGymnaxVecEnv
 from jaxsparse.nets import make_network
 from jaxsparse.nets.mlp import MLPActorCritic
 from jaxsparse.plasticity.interventions import PlasticityConfig
@@ -38,7 +47,9 @@ def steps_to_updates(steps: float, steps_per_update: int) -> int:
 
 
 def make_sparse_method(m: MethodConfig, num_updates: int, steps_per_update: int) -> SparseMethod:
-    """A core method with its schedule on the PPO-update clock."""
+    """A core method with its schedule on the algorithm's mask clock: ``num_updates`` ticks in
+    the run, ``steps_per_update`` environment steps per tick (PPO: PPO updates; SAC: gradient
+    steps, one suite step each, so ``steps_per_update=1``)."""
     if m.method == "dense":
         return make_method("dense")
     kwargs: dict[str, Any] = {"sparsity": m.sparsity}
@@ -59,44 +70,130 @@ def make_sparse_method(m: MethodConfig, num_updates: int, steps_per_update: int)
     return make_method(m.method, **kwargs)
 
 
+class SACTrainee:
+    """``SAC`` with the runner's log contract: ``score`` in the evaluation and ``score_sum`` in
+    the update metrics, ``score = (return - random_return) / (best_return - random_return)``;
+    the per-task temperatures ``alpha [T]`` also as their mean ``alpha_mean`` (a train.csv
+    column). ``init``/``update``/``evaluate`` are SAC's otherwise; no plasticity diagnostics."""
+
+    diagnostics = False
+
+    def __init__(self, sac: SAC, best_return: float, random_return: float = 0.0) -> None:
+        if best_return <= random_return:
+            raise ValueError(f"best_return ({best_return}) must exceed random ({random_return})")
+        self.sac = sac
+        self.best_return = float(best_return)
+        self.random_return = float(random_return)
+
+    def score(self, returns: Array) -> Array:
+        return (returns - self.random_return) / (self.best_return - self.random_return)
+
+    def init(self, key: Array) -> SACState:
+        return self.sac.init(key)
+
+    def update(self, state: SACState) -> tuple[SACState, dict[str, Array]]:
+        state, metrics = self.sac.update(state)
+        # Summed over finished episodes: sum((R_i - random) / range) = (sum R_i - n random) / range.
+        metrics["score_sum"] = (
+            metrics["return_sum"] - metrics["episodes"] * self.random_return
+        ) / (self.best_return - self.random_return)
+        metrics["alpha_mean"] = metrics["alpha"].mean()
+        return state, metrics
+
+    def evaluate(self, params: Any, key: Array) -> dict[str, Array]:
+        out = self.sac.evaluate(params, key)
+        out["score"] = self.score(out["return"])
+        return out
+
+
 @dataclass(frozen=True)
 class Trainer:
-    """What the runner needs: pure per-seed ``init`` and ``chunk`` and the bookkeeping sizes."""
+    """What the runner needs: pure per-seed ``init`` and ``chunk`` and the bookkeeping sizes.
 
-    algo: PPO
+    ``algo`` is a ``PPO`` or a ``SACTrainee``; ``steps_per_update`` is in the config's step unit
+    (PPO: environment steps per task; SAC: suite steps), ``transitions_per_step`` the environment
+    transitions per such step and seed (PPO: one per task; SAC: every environment).
+    """
+
+    algo: PPO | SACTrainee
     updates_per_chunk: int
     num_chunks: int
     steps_per_update: int
     task_names: tuple[str, ...]
+    transitions_per_step: int | None = None  # None: len(task_names)
+
+    @property
+    def diagnostics(self) -> bool:
+        if isinstance(self.algo, PPO):
+            return self.algo.plasticity.diagnostics
+        return self.algo.diagnostics
 
     def init(self, key: Array) -> Any:
         return self.algo.init(key)
 
     def chunk(self, state: Any) -> tuple[Any, dict[str, Any]]:
-        """``updates_per_chunk`` PPO updates (``lax.scan``), then a greedy evaluation (and the
+        """``updates_per_chunk`` updates (``lax.scan``), then a greedy evaluation (and the
         plasticity diagnostics when on)."""
         state, train = jax.lax.scan(
             lambda s, _: self.algo.update(s), state, None, self.updates_per_chunk
         )
         evaluation = self.algo.evaluate(state.params, jax.random.fold_in(state.key, 0x5EED))
         out = {"train": train, "eval": evaluation}
-        if self.algo.plasticity.diagnostics:
+        if self.diagnostics:
             out["diag"] = self.algo.diagnose(state, jax.random.fold_in(state.key, 0xF15E))
         return state, out
 
 
-def build_plan(cfg: ExperimentConfig, num_updates: int) -> Plan:
-    spu = cfg.steps_per_update
-    default = make_sparse_method(cfg.sparsity, num_updates, spu)
+def sac_gradient_steps(cfg: ExperimentConfig) -> int:
+    """Gradient steps of a SAC run: one per suite step after the warm-up."""
+    return cfg.train.total_steps - cfg.sac.warmup_steps
+
+
+def build_plan(cfg: ExperimentConfig, num_updates: int | None = None) -> Plan:
+    """The sparsity plan on the algorithm's mask clock (PPO: ``num_updates`` PPO updates; SAC:
+    ``sac_gradient_steps(cfg)`` gradient steps, ``num_updates`` unused). ``sparsity.modules``
+    maps parameter-path prefixes to methods (SAC: ``actor``, ``critic``, or deeper paths such
+    as ``critic/critic_0``); the top-level method covers the rest."""
+    if cfg.algo == "sac":
+        ticks, spu = sac_gradient_steps(cfg), 1
+    else:
+        if num_updates is None:
+            raise ValueError("build_plan needs num_updates for PPO")
+        ticks, spu = num_updates, cfg.steps_per_update
+    default = make_sparse_method(cfg.sparsity, ticks, spu)
     if not cfg.sparsity.modules:
         return default
     plan = {"*": default}
     for prefix, m in cfg.sparsity.modules.items():
-        plan[prefix] = make_sparse_method(m, num_updates, spu)
+        plan[prefix] = make_sparse_method(m, ticks, spu)
     return plan
 
 
+def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
+    """SAC on one continuous gymnax environment (``env.num_envs_per_task`` copies, one task)."""
+    e, sc = cfg.env, cfg.sac
+    env = ContinuousGymnaxVecEnv(e.suite, e.num_envs_per_task)
+    eval_env = ContinuousGymnaxVecEnv(e.suite, e.eval_episodes_per_task)
+    fields = sc.model_dump()
+    fields["actor_hidden"] = tuple(sc.actor_hidden)
+    fields["critic_hidden"] = tuple(sc.critic_hidden)
+    sac = SAC(SACConfig(**fields), env, build_plan(cfg), eval_env=eval_env)
+    random_return = 0.0 if e.random_return is None else e.random_return
+    spu = cfg.steps_per_update
+    updates_per_chunk = cfg.train.eval_every // spu
+    return Trainer(
+        algo=SACTrainee(sac, e.best_return, random_return),
+        updates_per_chunk=updates_per_chunk,
+        num_chunks=cfg.train.total_steps // cfg.train.eval_every,
+        steps_per_update=spu,
+        task_names=tuple(env.task_names),
+        transitions_per_step=env.num_envs,
+    )
+
+
 def build_trainer(cfg: ExperimentConfig) -> Trainer:
+    if cfg.algo == "sac":
+        return build_sac_trainer(cfg)
     e, n = cfg.env, cfg.net
     if e.kind == "minigrid":
         env = MiniGridVecEnv(e.suite, e.num_envs_per_task)

@@ -3,13 +3,16 @@ the command line with ``key.sub=value``, validated by pydantic before anything c
 
 Every error names the field and what is allowed (an unknown key, a wrong type, a value out of
 range or not among the choices). Steps are environment steps per task (one step of every task's
-environment counts once, as in MOORE's and the sparsity paper's protocol).
+environment counts once, as in MOORE's and the sparsity paper's protocol). With ``algo: sac``
+steps are suite steps (one step of every environment, ``sac.steps_per_update`` per update), as
+in ``jaxsparse.algos.sac``: the same as steps per task with one environment per task (MT-SAC's
+protocol); with ``env.num_envs_per_task = k`` a suite step is k environment steps per task.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 Method = Literal["dense", "static", "gmp", "set", "rigl", "grow"]
+PPO_ARCHS = ("mtppo", "moe", "moore", "mlp")
+SAC_ARCHS = ("mtmhsac",)
+Width = Annotated[int, Field(ge=1)]
 
 
 class _Strict(BaseModel):
@@ -24,17 +30,41 @@ class _Strict(BaseModel):
 
 
 class EnvConfig(_Strict):
-    """Which environments: a MiniGrid suite (or task list), or one gymnax environment."""
+    """Which environments: a MiniGrid suite (or task list), or one gymnax environment.
+
+    gymnax scores: ``score = (return - random_return) / (best_return - random_return)``, so 0 is
+    a uniformly random policy and 1 a perfect one (``random_return`` None counts as 0: the
+    score is ``return / best_return``, CartPole's convention). Environments with negative
+    returns (Pendulum) need both; a score may leave [0, 1] (worse than random, better than the
+    reference).
+    """
 
     kind: Literal["minigrid", "gymnax"] = "minigrid"
     suite: str | list[str] = Field("MT3", description="MT3/MT5/MT7, a task list, or a gymnax id")
     num_envs_per_task: int = Field(16, ge=1)
     eval_episodes_per_task: int = Field(25, ge=1, description="greedy episodes per evaluation")
-    best_return: float | None = Field(None, gt=0, description="gymnax: return of a perfect run")
+    best_return: float | None = Field(
+        None, description="gymnax: return of a perfect run (None: the time limit; PPO only)"
+    )
+    random_return: float | None = Field(
+        None, description="gymnax, SAC: return of a uniformly random policy (score 0)"
+    )
+
+    @model_validator(mode="after")
+    def _score_range(self) -> EnvConfig:
+        if self.best_return is not None:
+            low = 0.0 if self.random_return is None else self.random_return
+            if self.best_return <= low:
+                what = "0" if self.random_return is None else f"random_return ({low})"
+                raise ValueError(f"best_return ({self.best_return}) must be greater than {what}")
+        return self
 
 
 class NetConfig(_Strict):
-    arch: Literal["mtppo", "moe", "moore", "mlp"] = "mtppo"
+    """PPO: mtppo/moe/moore (MiniGrid), mlp (gymnax). SAC: mtmhsac (multi-head actor and twin
+    critics, ``jaxsparse.nets.sac``; widths in the ``sac`` section, the other fields unused)."""
+
+    arch: Literal["mtppo", "moe", "moore", "mlp", "mtmhsac"] = "mtppo"
     layer_norm: bool = False
     shared_encoder: bool | None = Field(None, description="None: MTPPO shared, MoE/MOORE not")
     n_experts: int | None = Field(None, ge=1, description="None: MT3 2, MT5 3, MT7 4")
@@ -91,6 +121,30 @@ class PPOSection(_Strict):
     cagrad_c: float = Field(0.5, ge=0, description="CAGrad's c")
 
 
+class SACSection(_Strict):
+    """``jaxsparse.algos.sac.SACConfig`` (same names and defaults: the MT10 protocol); steps are
+    suite steps (one step of every environment), one gradient step per suite step after the
+    warm-up."""
+
+    steps_per_update: int = Field(500, ge=1, description="suite (and gradient) steps per update")
+    gamma: float = Field(0.99, ge=0, le=1)
+    tau: float = Field(0.005, ge=0, le=1, description="Polyak step of the target critics")
+    init_alpha: float = Field(1.0, gt=0, description="every task's initial temperature")
+    target_entropy: float | None = Field(None, description="None: -action_dim")
+    actor_lr: float = Field(3e-4, gt=0)
+    critic_lr: float = Field(3e-4, gt=0)
+    alpha_lr: float = Field(3e-4, gt=0)
+    adam_eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="global norm, per optimiser")
+    batch_size: int = Field(1280, ge=1, description="in total, split evenly over tasks")
+    buffer_size: int = Field(1_000_000, ge=1, description="in total, split evenly over tasks")
+    warmup_steps: int = Field(
+        40_000, ge=0, description="suite steps of uniform random actions, no gradient steps"
+    )
+    actor_hidden: list[Width] = Field([400, 400, 400], min_length=1)
+    critic_hidden: list[Width] = Field([400, 400, 400], min_length=1)
+
+
 class PlasticitySection(_Strict):
     """Plasticity diagnostics and interventions (schedules in environment steps per task)."""
 
@@ -106,14 +160,14 @@ class PlasticitySection(_Strict):
 
 
 class TrainConfig(_Strict):
-    total_steps: int = Field(400_000, ge=1, description="environment steps per task")
+    total_steps: int = Field(400_000, ge=1, description="environment steps per task (SAC: suite)")
     eval_every: int = Field(10_000, ge=1, description="steps between evaluations (= one chunk)")
     checkpoint_every: int = Field(10_000, ge=1, description="a multiple of eval_every")
 
 
 class ExperimentConfig(_Strict):
     name: str
-    algo: Literal["ppo"] = "ppo"
+    algo: Literal["ppo", "sac"] = "ppo"
     seeds: int = Field(30, ge=1, description="seeds trained at once (vmapped)")
     seed: int = Field(0, ge=0, description="base seed; seed i uses fold_in(PRNGKey(seed), i)")
     on_nonfinite: Literal["stop", "drop"] = Field(
@@ -123,27 +177,36 @@ class ExperimentConfig(_Strict):
     env: EnvConfig = EnvConfig()
     net: NetConfig = NetConfig()
     ppo: PPOSection = PPOSection()
+    sac: SACSection = SACSection()
     sparsity: SparsityConfig = SparsityConfig()
     plasticity: PlasticitySection = PlasticitySection()
     train: TrainConfig = TrainConfig()
 
     @property
     def steps_per_update(self) -> int:
+        if self.algo == "sac":
+            return self.sac.steps_per_update
         return self.ppo.rollout_length * self.env.num_envs_per_task
 
     @property
     def diagnostics(self) -> bool:
-        """Whether plasticity diagnostics run (``plasticity.diagnostics``, None: MiniGrid)."""
+        """Whether plasticity diagnostics run (``plasticity.diagnostics``, None: PPO on
+        MiniGrid)."""
         d = self.plasticity.diagnostics
-        return self.env.kind == "minigrid" if d is None else d
+        return (self.algo == "ppo" and self.env.kind == "minigrid") if d is None else d
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         spu, tr = self.steps_per_update, self.train
         if tr.eval_every % spu:
+            what = (
+                "sac.steps_per_update"
+                if self.algo == "sac"
+                else "ppo.rollout_length x env.num_envs_per_task"
+            )
             raise ValueError(
                 f"train.eval_every ({tr.eval_every}) must be a multiple of the steps per update "
-                f"ppo.rollout_length x env.num_envs_per_task = {spu}"
+                f"{what} = {spu}"
             )
         if tr.total_steps % tr.eval_every:
             raise ValueError(
@@ -155,6 +218,19 @@ class ExperimentConfig(_Strict):
                 f"train.checkpoint_every ({tr.checkpoint_every}) must be a multiple of "
                 f"train.eval_every ({tr.eval_every})"
             )
+        if self.algo == "sac":
+            self._sac_consistent()
+            return self
+        if self.net.arch not in PPO_ARCHS:
+            raise ValueError(
+                f"net.arch {self.net.arch!r} does not fit algo 'ppo': use net.arch "
+                f"{'/'.join(map(repr, PPO_ARCHS))} with algo 'ppo' "
+                f"({'/'.join(map(repr, SAC_ARCHS))} with algo 'sac')"
+            )
+        if self.sac != SACSection():
+            raise ValueError("sac.* settings are for algo 'sac'; this experiment's algo is 'ppo'")
+        if self.env.random_return is not None:
+            raise ValueError("env.random_return is for algo 'sac' only (PPO scores return/best)")
         if (self.net.arch == "mlp") != (self.env.kind == "gymnax"):
             raise ValueError(
                 f"net.arch {self.net.arch!r} does not fit env.kind {self.env.kind!r}: "
@@ -185,6 +261,63 @@ class ExperimentConfig(_Strict):
                 "grows from dense gradients; the surgery sees only live weights)"
             )
         return self
+
+    def _sac_consistent(self) -> None:
+        """Checks of ``algo: sac`` (continuous gymnax, multi-head SAC networks, no plasticity)."""
+        if self.net.arch not in SAC_ARCHS:
+            raise ValueError(
+                f"net.arch {self.net.arch!r} does not fit algo 'sac': use net.arch "
+                f"{'/'.join(map(repr, SAC_ARCHS))} with algo 'sac' "
+                f"({'/'.join(map(repr, PPO_ARCHS))} with algo 'ppo')"
+            )
+        unused = [
+            f"net.{k}"
+            for k, v in self.net.model_dump(exclude={"arch"}).items()
+            if v != NetConfig.model_fields[k].default
+        ]
+        if unused:
+            raise ValueError(
+                f"{', '.join(unused)}: not used by algo 'sac' (its network widths are "
+                "sac.actor_hidden / sac.critic_hidden)"
+            )
+        if self.env.kind != "gymnax" or not isinstance(self.env.suite, str):
+            raise ValueError(
+                "algo 'sac' needs env.kind 'gymnax' and env.suite one gymnax environment id with "
+                "a continuous (Box) action space, e.g. Pendulum-v1"
+            )
+        if self.env.best_return is None:
+            raise ValueError(
+                "algo 'sac' needs env.best_return (the return that scores 1; with negative "
+                "returns also env.random_return, the return that scores 0)"
+            )
+        if self.ppo != PPOSection():
+            raise ValueError("ppo.* settings are for algo 'ppo'; this experiment's algo is 'sac'")
+        pl = self.plasticity
+        used = [
+            name
+            for name, on in (
+                ("plasticity.diagnostics", pl.diagnostics),
+                ("plasticity.redo_every", pl.redo_every),
+                ("plasticity.reset_every", pl.reset_every),
+            )
+            if on
+        ]
+        if used:
+            raise ValueError(
+                f"{', '.join(used)}: plasticity diagnostics and interventions are for algo "
+                "'ppo' on MiniGrid only; not available with algo 'sac'"
+            )
+        sac, tr = self.sac, self.train
+        if sac.warmup_steps >= tr.total_steps:
+            raise ValueError(
+                f"sac.warmup_steps ({sac.warmup_steps}) must be less than train.total_steps "
+                f"({tr.total_steps}): no gradient step would run"
+            )
+        if sac.buffer_size < self.env.num_envs_per_task:
+            raise ValueError(
+                f"sac.buffer_size ({sac.buffer_size}) must hold one suite step "
+                f"(env.num_envs_per_task = {self.env.num_envs_per_task})"
+            )
 
 
 class ConfigError(ValueError):

@@ -184,12 +184,14 @@ class Runner:
                 )
             row = {"step": step, "seed": s}
             for k in scalars:
-                if k == "sparsity":
+                if k.endswith("sparsity"):  # PPO's sparsity; SAC's actor_/critic_sparsity too
                     row[k] = float(train[k][s, -1])
                 elif k in _SUMMED:
                     row[k] = float(np.sum(train[k][s]))
-                else:
-                    row[k] = float(np.mean(train[k][s]))
+                else:  # NaN-free updates only (SAC's losses are NaN during the warm-up)
+                    values = train[k][s]
+                    finite = ~np.isnan(values)
+                    row[k] = float(np.mean(values[finite])) if finite.any() else math.nan
             train_rows.append(row)
         return metric_rows, train_rows
 
@@ -246,7 +248,8 @@ class Runner:
             self._truncate_logs(-1)
             state = init(keys)
         steps_per_chunk = t.updates_per_chunk * t.steps_per_update
-        transitions_per_chunk = steps_per_chunk * len(t.task_names) * cfg.seeds
+        per_step = t.transitions_per_step or len(t.task_names)
+        transitions_per_chunk = steps_per_chunk * per_step * cfg.seeds
         ckpt_every = cfg.train.checkpoint_every // cfg.train.eval_every
         end_chunk = t.num_chunks
         if self.max_chunks is not None:
