@@ -47,7 +47,12 @@ from jaxsparse.plasticity.interventions import (
     zero_adam_moments,
 )
 from jaxsparse.plasticity.metrics import effective_rank, per_sample_fisher
-from jaxsparse.plasticity.neurons import all_scores, dormant_summary, minigrid_neuron_layers
+from jaxsparse.plasticity.neurons import (
+    all_scores,
+    dormant_summary,
+    minigrid_neuron_layers,
+    policy_leaves,
+)
 from jaxsparse.plasticity.surgery import cagrad, pcgrad
 from jaxsparse.sparsity import apply_masks, count_active, sparsify
 from jaxsparse.sparsity.checks import check_int, check_range
@@ -528,13 +533,26 @@ class PPO:
         )
         out["erank"] = effective_rank(acts["features"])
         actions = jax.random.categorical(key, logits)
+        # The policy's Fisher: gradients w.r.t. the parameters the logits depend on (the critic's
+        # are exactly zero; leaving them out saves their per-sample gradients).
+        keep = policy_leaves(params)
+        policy = jax.tree.map(lambda x, k: x if k else None, params, keep)
+        fixed = jax.tree.map(lambda x, k: None if k else x, params, keep)
+        policy_masks = jax.tree.map(
+            lambda m, k: m if k else None, masks, keep, is_leaf=lambda x: x is None
+        )
 
         def log_prob(p, o, a):
-            lg, _ = net.apply(p, jax.tree.map(lambda x: x[None], o), task_major=False)
+            full = jax.tree.map(
+                lambda x, y: y if x is None else x, p, fixed, is_leaf=lambda x: x is None
+            )
+            lg, _ = net.apply(full, jax.tree.map(lambda x: x[None], o), task_major=False)
             return categorical_log_prob_and_entropy(lg, a[None])[0][0]
 
         out["fisher_trace"] = jnp.mean(
-            per_sample_fisher(log_prob, params, obs, actions, masks, batch_size=pl.fisher_chunk)
+            per_sample_fisher(
+                log_prob, policy, obs, actions, policy_masks, batch_size=pl.fisher_chunk
+            )
         )
         return out
 

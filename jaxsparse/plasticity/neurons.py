@@ -79,6 +79,16 @@ def _roles(prefix: str) -> tuple[str, ...]:
     return ("actor", "critic")
 
 
+def policy_leaves(params: PyTree) -> PyTree:
+    """A tree of bools parallel to ``params``: True for every parameter the policy's output
+    depends on (all but the critic's: a leaf whose path has a ``critic`` component)."""
+    flat, treedef = jax.tree_util.tree_flatten(params)
+    keep = ["actor" in _roles(path) for path in leaf_paths(params)]
+    if len(keep) != len(flat):  # pragma: no cover - leaf_paths walks the same leaves
+        raise AssertionError("leaf_paths and tree_flatten disagree")
+    return jax.tree_util.tree_unflatten(treedef, keep)
+
+
 def minigrid_neuron_layers(params: PyTree) -> tuple[NeuronLayer, ...]:
     """The hidden layers of a ``jaxsparse.nets`` MiniGrid network, from its parameter paths.
 

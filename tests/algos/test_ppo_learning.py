@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from jaxsparse.run.config import config_from_dict, load_experiment
-from jaxsparse.run.runner import Runner
+from jaxsparse.run.config import config_from_dict
 
 
 @pytest.mark.slow
-def test_ppo_cartpole_reaches_400(tmp_path):
-    cfg = load_experiment("cartpole-ppo")  # 2 seeds, 204,800 steps, greedy evaluation
-    Runner(cfg, run_dir=tmp_path / "run", progress=False).run()
+def test_ppo_cartpole_reaches_400(tmp_path, train_cli):
+    train_cli("cartpole-ppo", tmp_path / "run")  # 2 seeds, 204,800 steps, greedy evaluation
     df = pd.read_csv(tmp_path / "run" / "metrics.csv")
     last3 = df[df["step"] >= sorted(df["step"].unique())[-3]]
     # Mean greedy return over both seeds and the last three evaluations; random play gets ~22.
@@ -40,6 +39,7 @@ SMALL = {
         "critic_batch": 512,
     },
     "train": {"total_steps": 61440, "eval_every": 5120, "checkpoint_every": 61440},
+    "plasticity": {"diagnostics": False},  # tested in tests/algos/test_ppo_plasticity.py
 }
 METHODS = {
     "dense": {"method": "dense"},
@@ -50,9 +50,11 @@ METHODS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_mtppo_learns_small_minigrid_suite(tmp_path, method):
-    cfg = config_from_dict({**SMALL, "sparsity": METHODS[method]})
-    Runner(cfg, run_dir=tmp_path / "run", progress=False).run()
+def test_mtppo_learns_small_minigrid_suite(tmp_path, train_cli, method):
+    cfg = {**SMALL, "sparsity": METHODS[method]}
+    config_from_dict(cfg)  # valid before the subprocess starts
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    train_cli(tmp_path / "cfg.yaml", tmp_path / "run")
     df = pd.read_csv(tmp_path / "run" / "metrics.csv")
     steps = sorted(df["step"].unique())
     first = df[df["step"] == steps[0]]["eval_score"].mean()

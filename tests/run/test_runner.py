@@ -155,7 +155,7 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
 def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
     sparsity = {"method": method} if method == "dense" else {"method": "set", "sparsity": 0.8}
     cfg = tiny(sparsity={**sparsity, "freq": 32})
-    cfg["train"] = {"total_steps": 1280, "eval_every": 64, "checkpoint_every": 64}
+    cfg["train"] = {"total_steps": 640, "eval_every": 64, "checkpoint_every": 64}
     cfg_file = _write_cfg(tmp_path / "cfg.yaml", cfg)
 
     full = _train(cfg_file, tmp_path / "full")
