@@ -1,0 +1,408 @@
+"""Meta-World's Sawyer scenes, read from the installed `metaworld` package, and their MJX form.
+
+`load_reference_model(task)` is the scene exactly as `metaworld` simulates it (its XML plus the
+mocap-weld data that `SawyerMocapBase.reset_mocap_welds` writes at construction).
+`load_mjx_model(task)` is the same scene with the changes MJX needs, every one of them listed in
+`MJX_CHANGES` below with its reason; nothing else differs, and `load_mjx_model` checks that masses,
+inertias, joints, actuators, the weld and the time step are bit-for-bit those of the reference.
+
+No asset is copied into this repository: the XML and meshes are read from the installed package.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.metadata
+import importlib.util
+import math
+import pathlib
+from functools import cache
+
+import mujoco
+import numpy as np
+
+# metaworld 3.1.x pins mujoco==3.3.0; the port targets mujoco 4.0 / mujoco-mjx 3.17, which only
+# metaworld 3.0.0 accepts (pyproject.toml). Task semantics are ported from 3.0.0's source.
+SUPPORTED_METAWORLD_VERSIONS: tuple[str, ...] = ("3.0.0",)
+
+# MT10, in Meta-World's order (metaworld.env_dict.MT10_V3), and the scene each task loads.
+MT10_SCENES: dict[str, str] = {
+    "reach-v3": "sawyer_reach_v3.xml",
+    "push-v3": "sawyer_push_v3.xml",
+    "pick-place-v3": "sawyer_pick_place_v3.xml",
+    "door-open-v3": "sawyer_door_pull.xml",
+    "drawer-open-v3": "sawyer_drawer.xml",
+    "drawer-close-v3": "sawyer_drawer.xml",
+    "button-press-topdown-v3": "sawyer_button_press_topdown.xml",
+    "peg-insert-side-v3": "sawyer_peg_insertion_side.xml",
+    "window-open-v3": "sawyer_window_horizontal.xml",
+    "window-close-v3": "sawyer_window_horizontal.xml",
+}
+
+# `SawyerMocapBase.reset_mocap_welds`: Meta-World overwrites the weld's data at construction (no
+# anchor, no relative pose, torque scale 5). mujoco 4 has 12 eq_data entries; the 12th is unused
+# by a weld and left as compiled.
+MOCAP_WELD_DATA = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
+
+
+class MetaWorldUnavailableError(ImportError):
+    """The `metaworld` package is missing, of an unsupported version, or lacks its assets."""
+
+
+def metaworld_dir() -> pathlib.Path:
+    """The installed `metaworld` package's folder (found without importing it)."""
+    spec = importlib.util.find_spec("metaworld")
+    if spec is None or spec.origin is None:
+        raise MetaWorldUnavailableError(
+            "the Meta-World port reads its scenes from the `metaworld` package, which is not "
+            f"installed; install metaworld=={SUPPORTED_METAWORLD_VERSIONS[-1]} "
+            "(`pip install -e .` installs the pinned version)"
+        )
+    version = importlib.metadata.version("metaworld")
+    if version not in SUPPORTED_METAWORLD_VERSIONS:
+        raise MetaWorldUnavailableError(
+            f"metaworld {version} is installed, but the port is written against "
+            f"{list(SUPPORTED_METAWORLD_VERSIONS)} (task semantics and scenes can change between "
+            f"releases); install metaworld=={SUPPORTED_METAWORLD_VERSIONS[-1]}"
+        )
+    return pathlib.Path(spec.origin).parent
+
+
+def check_task(task: str) -> str:
+    """`task` if it is an MT10 task name, else a ValueError listing the valid names."""
+    if not isinstance(task, str):
+        raise TypeError(f"task name must be a str, got {type(task).__name__}")
+    if task not in MT10_SCENES:
+        raise ValueError(
+            f"unknown Meta-World task {task!r}; task must be one of {list(MT10_SCENES)}"
+        )
+    return task
+
+
+def scene_path(task: str) -> pathlib.Path:
+    """The installed XML scene of an MT10 task."""
+    path = metaworld_dir() / "assets" / "sawyer_xyz" / MT10_SCENES[check_task(task)]
+    if not path.is_file():
+        raise MetaWorldUnavailableError(f"the installed metaworld has no scene {path}")
+    return path
+
+
+def load_reference_model(task: str) -> mujoco.MjModel:
+    """The scene as `metaworld` simulates it: its XML, with Meta-World's mocap weld data."""
+    model = mujoco.MjModel.from_xml_path(str(scene_path(task)))
+    _set_mocap_weld(model)
+    return model
+
+
+def _set_mocap_weld(model: mujoco.MjModel) -> None:
+    for i in range(model.neq):
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
+            model.eq_data[i, : MOCAP_WELD_DATA.size] = MOCAP_WELD_DATA
+
+
+# ==================================================================================================
+# Every change made for MJX, in one place.
+#
+# MJX (mujoco-mjx 3.17, JAX implementation) runs the reference scenes unchanged except for:
+#   1. collision pairs it has no function for: a cylinder against a box or a mesh;
+#   2. cost: it computes every candidate geom pair at every physics step (no broadphase) and runs
+#      its solver a fixed number of iterations under `vmap`; large convex meshes are slow.
+# So we change collision geometry and solver settings only. Masses and inertias never change
+# (`load_mjx_model` verifies it); the contact parameters of every kept pair are those MuJoCo
+# would mix for the two geoms itself.
+# ==================================================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class MjxChange:
+    """One change to a reference scene, with why it is needed and why it is the nearest one."""
+
+    target: str
+    change: str
+    reason: str
+
+
+# Solver: the reference runs Newton with up to 50 iterations and 50 line-search steps to a
+# tolerance of 1e-10 (which float32 never reaches, so MJX would always run all 50 x 50).
+SOLVER_ITERATIONS = 8
+SOLVER_LS_ITERATIONS = 8
+
+# The puck (a cylinder) becomes a prism on a regular polygon with this many sides: the MJX face
+# limit is 20 vertices per face, and 16 sides keep the side surface within 0.7 % of the radius.
+PUCK_PRISM_SIDES = 16
+
+# Geoms are named as in the XML, or "<body>/<k>" for the k-th geom of a body when unnamed.
+_GRIPPER = ("leftpad_geom", "rightpad_geom", "leftclaw_it", "rightclaw_it")
+_TABLE = "tablelink/2"  # the table's collision box (0 and 1 are visual)
+_WALLS = ("RetainingWall/0", "RetainingWall/1", "RetainingWall/2", "RetainingWall/3")
+
+# Explicit contact pairs per scene: every geom pair that can touch. MuJoCo's own filtering
+# (contype/conaffinity) gives more candidates; the ones dropped here cannot touch in these scenes
+# (reasons in MJX_CHANGES), which tests/envs/metaworld/test_models.py checks in native MuJoCo on
+# the reference scene under extreme and random policies.
+CONTACT_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sawyer_reach_v3.xml": (
+        *((g, "objGeom") for g in _GRIPPER),
+        (_TABLE, "objGeom"),
+        *((w, "objGeom") for w in _WALLS),
+        *((_TABLE, g) for g in _GRIPPER),
+    ),
+}
+CONTACT_PAIRS["sawyer_push_v3.xml"] = CONTACT_PAIRS["sawyer_reach_v3.xml"]
+
+_DROPPED_PAIRS_REASON = (
+    "every other candidate pair of MuJoCo's filtering cannot touch: the floor lies 0.9 m below "
+    "the table top; the arm reaches |x| <= 0.5 and y <= 0.91 with the hand low (mocap and joint "
+    "limits), short of the retaining walls (|x| = 0.68, y = 0.22 / 0.98); the gripper-base mesh "
+    "stays above z = 0.05 (mocap floor), over the 4 cm puck; the two fingers' joint ranges keep "
+    "them apart. Keeping them would only add MJX work, since MJX evaluates every pair every step"
+)
+_PUCK_CHANGE = MjxChange(
+    target="objGeom (puck: cylinder, radius 0.02, half-height 0.02)",
+    change=f"{PUCK_PRISM_SIDES}-sided convex prism of the same half-height whose cross-section has "
+    "the area of a disc of radius 0.02 + 0.001; its pairs get margin 0",
+    reason="MJX has no cylinder-box or cylinder-mesh collision; a prism is the nearest convex "
+    "shape it collides (a box has corners 8 mm out; a capsule cannot stand on its end). MJX has "
+    "no margin for mesh pairs, so the finger pads' 1 mm margin is moved into the prism's side: "
+    "for a side contact, margin m on a radius r is the same constraint as radius r + m",
+)
+_SOLVER_CHANGE = MjxChange(
+    target="option: solver iterations / line-search iterations",
+    change=f"50 / 50 -> {SOLVER_ITERATIONS} / {SOLVER_LS_ITERATIONS}",
+    reason="under vmap MJX runs every iteration for every env; the reference tolerance (1e-10) is "
+    "below float32 precision, so 50 x 50 would always run. Measured effect on the first steps: "
+    "see tests/envs/metaworld/test_differential.py",
+)
+
+MJX_CHANGES: dict[str, tuple[MjxChange, ...]] = {
+    "sawyer_reach_v3.xml": (
+        _PUCK_CHANGE,
+        MjxChange(
+            target="contact pairs",
+            change="MuJoCo's contype/conaffinity filtering -> the explicit pairs in CONTACT_PAIRS",
+            reason=_DROPPED_PAIRS_REASON,
+        ),
+        _SOLVER_CHANGE,
+    ),
+}
+MJX_CHANGES["sawyer_push_v3.xml"] = MJX_CHANGES["sawyer_reach_v3.xml"]
+
+PORTED_TASKS: tuple[str, ...] = tuple(t for t, scene in MT10_SCENES.items() if scene in MJX_CHANGES)
+
+
+def geom_names(model: mujoco.MjModel) -> list[str]:
+    """The name of each geom: its own, or "<body>/<k>" (k-th geom of the body) when unnamed."""
+    names = []
+    for g in range(model.ngeom):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g)
+        if not name:
+            body = model.geom_bodyid[g]
+            body_name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body)
+            name = f"{body_name}/{g - model.body_geomadr[body]}"
+        names.append(name)
+    return names
+
+
+def mixed_contact_params(model: mujoco.MjModel, g1: int, g2: int) -> dict[str, object]:
+    """The contact parameters MuJoCo's `mj_contactParam` gives a geom pair (equal priorities).
+
+    An explicit <pair> with these parameters behaves exactly as the pair does under MuJoCo's own
+    filtering (checked in tests/envs/metaworld/test_models.py).
+    """
+    if model.geom_priority[g1] != model.geom_priority[g2]:
+        raise NotImplementedError("geoms of different priority")
+    s1, s2 = float(model.geom_solmix[g1]), float(model.geom_solmix[g2])
+    eps = mujoco.mjMINVAL
+    if s1 >= eps and s2 >= eps:
+        mix = s1 / (s1 + s2)
+    elif s1 < eps and s2 < eps:
+        mix = 0.5
+    else:
+        mix = 0.0 if s1 < eps else 1.0
+    r1, r2 = model.geom_solref[g1], model.geom_solref[g2]
+    # standard (positive) solrefs are mixed; a direct (negative) one takes the element-wise min
+    solref = mix * r1 + (1 - mix) * r2 if r1[0] > 0 and r2[0] > 0 else np.minimum(r1, r2)
+    solimp = mix * model.geom_solimp[g1] + (1 - mix) * model.geom_solimp[g2]
+    f = np.maximum(model.geom_friction[g1], model.geom_friction[g2])
+    return {
+        "condim": int(max(model.geom_condim[g1], model.geom_condim[g2])),
+        "solref": [float(x) for x in solref],
+        "solimp": [float(x) for x in solimp],
+        "friction": [float(f[0]), float(f[0]), float(f[1]), float(f[2]), float(f[2])],
+        "margin": float(max(model.geom_margin[g1], model.geom_margin[g2])),
+        "gap": float(max(model.geom_gap[g1], model.geom_gap[g2])),
+    }
+
+
+def _prism_vertices(radius: float, half_height: float, sides: int) -> np.ndarray:
+    """A regular `sides`-gon prism with the area of a disc of `radius`, centred at the origin."""
+    circumradius = radius * math.sqrt(2 * math.pi / (sides * math.sin(2 * math.pi / sides)))
+    angle = np.arange(sides) * 2 * math.pi / sides
+    ring = np.stack([circumradius * np.cos(angle), circumradius * np.sin(angle)], axis=-1)
+    top = np.concatenate([ring, np.full((sides, 1), half_height)], axis=1)
+    bottom = np.concatenate([ring, np.full((sides, 1), -half_height)], axis=1)
+    return np.concatenate([top, bottom])
+
+
+def _with_explicit_pairs(
+    spec: mujoco.MjSpec,
+    reference: mujoco.MjModel,
+    pairs: tuple[tuple[str, str], ...],
+    mesh_margin_geom: str | None = None,
+) -> None:
+    """Turn off MuJoCo's filtering and add `pairs` with the reference's mixed parameters.
+
+    Pairs with `mesh_margin_geom` get margin 0 (MJX has no margin for mesh pairs): the caller has
+    grown that geom's side by the margin instead.
+    """
+    names = geom_names(reference)
+    index = {name: g for g, name in enumerate(names)}
+    for g, geom in enumerate(spec.geoms):
+        if not geom.name:
+            geom.name = names[g]
+        geom.contype = 0
+        geom.conaffinity = 0
+    for name1, name2 in pairs:
+        for name in (name1, name2):
+            if name not in index:
+                raise ValueError(f"contact pair names unknown geom {name!r}")
+            g = index[name]
+            if not (reference.geom_contype[g] or reference.geom_conaffinity[g]):
+                raise ValueError(
+                    f"contact pair names {name!r}, which does not collide in the scene"
+                )
+        pair = spec.add_pair()
+        pair.geomname1, pair.geomname2 = name1, name2
+        params = mixed_contact_params(reference, index[name1], index[name2])
+        if mesh_margin_geom in (name1, name2):
+            params["margin"] = 0.0
+        for key, value in params.items():
+            setattr(pair, key, value)
+
+
+def compile_with_pairs(task: str, pairs: tuple[tuple[str, str], ...]) -> mujoco.MjModel:
+    """The reference scene with MuJoCo's filtering replaced by explicit `pairs` (nothing else)."""
+    reference = load_reference_model(task)
+    spec = mujoco.MjSpec.from_file(str(scene_path(task)))
+    _with_explicit_pairs(spec, reference, pairs)
+    model = spec.compile()
+    _set_mocap_weld(model)
+    return model
+
+
+def default_contact_pairs(model: mujoco.MjModel) -> tuple[tuple[str, str], ...]:
+    """Every candidate geom pair of MuJoCo's own filtering, by name (as MJX enumerates them)."""
+    from mujoco.mjx._src import collision_driver
+
+    names = geom_names(model)
+    return tuple((names[g1], names[g2]) for g1, g2, _ in collision_driver.geom_pairs(model))
+
+
+@cache
+def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
+    if scene not in MJX_CHANGES:
+        raise NotImplementedError(
+            f"{task} ({scene}) is not ported to MJX yet; ported: {list(PORTED_TASKS)}"
+        )
+    reference = load_reference_model(task)
+    names = geom_names(reference)
+    spec = mujoco.MjSpec.from_file(str(scene_path(task)))
+    puck_margin = 0.0
+    if "objGeom" in names:
+        puck = names.index("objGeom")
+        # The largest margin of a geom that touches the puck (the finger pads' 1 mm).
+        puck_margin = max(
+            float(reference.geom_margin[names.index(other)])
+            for pair in CONTACT_PAIRS[scene]
+            if "objGeom" in pair
+            for other in pair
+            if other != "objGeom"
+        )
+        geom = spec.geoms[puck]
+        if reference.geom_type[puck] == mujoco.mjtGeom.mjGEOM_CYLINDER:
+            radius, half_height = float(geom.size[0]), float(geom.size[1])
+            mesh = spec.add_mesh()
+            mesh.name = "objGeom_prism"
+            mesh.uservert = _prism_vertices(
+                radius + puck_margin, half_height, PUCK_PRISM_SIDES
+            ).ravel()
+            geom.type = mujoco.mjtGeom.mjGEOM_MESH
+            geom.meshname = mesh.name
+    _with_explicit_pairs(spec, reference, CONTACT_PAIRS[scene], mesh_margin_geom="objGeom")
+    spec.option.iterations = SOLVER_ITERATIONS
+    spec.option.ls_iterations = SOLVER_LS_ITERATIONS
+    model = spec.compile()
+    _set_mocap_weld(model)
+    check_same_dynamics(reference, model)
+    return model
+
+
+def load_mjx_model(task: str) -> mujoco.MjModel:
+    """The task's scene with the MJX changes of `MJX_CHANGES` (a fresh copy each call)."""
+    task = check_task(task)
+    return copy.copy(_mjx_model_cached(MT10_SCENES[task], task))
+
+
+# Model fields that must be identical between the reference and the MJX scene.
+_SAME_FIELDS = [
+    "nq",
+    "nv",
+    "nu",
+    "nbody",
+    "njnt",
+    "nmocap",
+    "neq",
+    "ngeom",
+    "nsite",
+    "body_mass",
+    "body_inertia",
+    "body_ipos",
+    "body_iquat",
+    "body_pos",
+    "body_quat",
+    "body_parentid",
+    "body_mocapid",
+    "body_subtreemass",
+    "jnt_type",
+    "jnt_range",
+    "jnt_limited",
+    "jnt_stiffness",
+    "jnt_axis",
+    "dof_damping",
+    "dof_armature",
+    "dof_frictionloss",
+    "qpos0",
+    "actuator_gainprm",
+    "actuator_biasprm",
+    "actuator_ctrlrange",
+    "actuator_trnid",
+    "eq_data",
+    "eq_solref",
+    "eq_solimp",
+    "eq_obj1id",
+    "eq_obj2id",
+    "site_pos",
+    "site_bodyid",
+    "geom_bodyid",
+]
+
+
+def check_same_dynamics(reference: mujoco.MjModel, model: mujoco.MjModel) -> None:
+    """Raise if anything but collision geometry and solver iterations differs from the reference."""
+    for field in _SAME_FIELDS:
+        a, b = getattr(reference, field), getattr(model, field)
+        if not np.array_equal(np.asarray(a), np.asarray(b)):
+            raise AssertionError(f"MJX scene changed {field}: {a} -> {b}")
+    for field in (
+        "timestep",
+        "gravity",
+        "cone",
+        "solver",
+        "integrator",
+        "impratio",
+        "noslip_iterations",
+    ):
+        a, b = getattr(reference.opt, field), getattr(model.opt, field)
+        if not np.array_equal(np.asarray(a), np.asarray(b)):
+            raise AssertionError(f"MJX scene changed option {field}: {a} -> {b}")

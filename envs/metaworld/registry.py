@@ -1,0 +1,32 @@
+"""Task names -> environment classes, with clear errors for names that are not (yet) ported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envs.metaworld.base import SawyerEnv
+from envs.metaworld.models import MT10_SCENES, check_task, metaworld_dir
+from envs.metaworld.tasks.push import PushEnv
+from envs.metaworld.tasks.reach import ReachEnv
+
+TASKS: dict[str, type[SawyerEnv]] = {
+    "reach-v3": ReachEnv,
+    "push-v3": PushEnv,
+}
+# The MT10 task names, in Meta-World's order (not all are ported yet: see TASKS).
+TASK_NAMES: tuple[str, ...] = tuple(MT10_SCENES)
+
+
+def make(task: str, **kwargs: Any) -> SawyerEnv:
+    """The environment of an MT10 task name ("reach-v3", ...); kwargs go to `SawyerEnv`.
+
+    Raises ValueError for an unknown name (listing the MT10 names), NotImplementedError for an
+    MT10 task not ported yet, and `MetaWorldUnavailableError` without a supported `metaworld`.
+    """
+    check_task(task)
+    metaworld_dir()
+    if task not in TASKS:
+        raise NotImplementedError(
+            f"Meta-World task {task!r} is not ported to MJX yet; ported: {list(TASKS)}"
+        )
+    return TASKS[task](**kwargs)

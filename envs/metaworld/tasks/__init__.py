@@ -1,0 +1,1 @@
+"""One module per Meta-World task: its ranges, reset, observation of objects, reward and success."""

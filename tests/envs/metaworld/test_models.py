@@ -1,0 +1,141 @@
+"""The MJX scenes: read from the installed package, every change listed, dynamics unchanged.
+
+Native MuJoCo only (no MJX compilation), so these are quick."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+
+import mujoco
+import numpy as np
+import pytest
+from mujoco import mjx
+
+from envs.metaworld import models
+
+PORTED_SCENES = sorted({models.MT10_SCENES[t] for t in models.PORTED_TASKS})
+
+
+def test_ported_tasks_and_change_table() -> None:
+    assert models.PORTED_TASKS == ("reach-v3", "push-v3")
+    for scene in PORTED_SCENES:
+        changes = models.MJX_CHANGES[scene]
+        assert all(c.target and c.change and c.reason for c in changes)
+        assert scene in models.CONTACT_PAIRS
+
+
+@pytest.mark.parametrize("task", models.PORTED_TASKS)
+def test_mjx_scene_keeps_masses_inertias_and_joints(task: str) -> None:
+    reference = models.load_reference_model(task)
+    model = models.load_mjx_model(task)
+    for field in ("body_mass", "body_inertia", "body_ipos", "body_iquat", "body_subtreemass"):
+        np.testing.assert_array_equal(getattr(model, field), getattr(reference, field))
+    models.check_same_dynamics(reference, model)
+    assert model.opt.iterations == models.SOLVER_ITERATIONS
+    assert model.opt.ls_iterations == models.SOLVER_LS_ITERATIONS
+    # the weld as Meta-World sets it at construction
+    np.testing.assert_array_equal(model.eq_data[0, :11], models.MOCAP_WELD_DATA)
+    # read from the installed package, not from this repository
+    assert models.scene_path(task).is_relative_to(models.metaworld_dir())
+
+
+@pytest.mark.parametrize("task", models.PORTED_TASKS)
+def test_mjx_loads_the_changed_scene_but_not_the_reference(task: str) -> None:
+    mjx.put_model(models.load_mjx_model(task))
+    with pytest.raises(NotImplementedError, match="CYLINDER"):
+        mjx.put_model(models.load_reference_model(task))
+
+
+def _scripted_push(model: mujoco.MjModel, steps: int) -> np.ndarray:
+    """Native rollout: hand reset, then push the puck forwards with the fingers closing."""
+    data = mujoco.MjData(model)
+    for _ in range(50):
+        data.mocap_pos[0], data.mocap_quat[0], data.ctrl[:] = (0, 0.6, 0.2), (1, 0, 1, 0), (-1, 1)
+        mujoco.mj_step(model, data, 5)
+    data.qpos[9:12] = (0.0, 0.65, 0.02)
+    mujoco.mj_forward(model, data)
+    out = []
+    for t in range(steps):
+        hand, obj = data.xpos[model.body("hand").id], data.xpos[model.body("obj").id]
+        target = obj + ((0, -0.03, 0.0) if t < 60 else (0, 0.2, 0.0))
+        move = np.clip((target - hand) * 20, -1, 1) / 100
+        data.mocap_pos[0] = np.clip(data.mocap_pos[0] + move, (-0.5, 0.4, 0.05), (0.5, 1, 0.5))
+        data.ctrl[:] = (1, -1) if t > 30 else (-1, 1)
+        mujoco.mj_step(model, data, 5)
+        out.append(data.qpos.copy())
+    return np.array(out)
+
+
+def test_explicit_pairs_reproduce_mujocos_own_filtering_exactly() -> None:
+    """<pair>s with `mixed_contact_params` for every default candidate: same trajectory, bit
+    for bit, through contact (so the kept pairs carry MuJoCo's own contact parameters)."""
+    reference = models.load_reference_model("push-v3")
+    explicit = models.compile_with_pairs("push-v3", models.default_contact_pairs(reference))
+    assert explicit.npair == len(models.default_contact_pairs(reference))
+    a, b = _scripted_push(reference, 120), _scripted_push(explicit, 120)
+    assert np.abs(a[-1, 9:12] - a[0, 9:12]).max() > 0.05  # the puck was pushed
+    np.testing.assert_array_equal(a, b)
+
+
+def _contacts_under_extreme_policies(task: str, episodes: int, seed: int) -> set[tuple[str, str]]:
+    """Every geom pair in contact in the reference scene when the hand is driven into the
+    corners of the mocap box, onto the table and through the puck, fingers open or closed."""
+    model = models.load_reference_model(task)
+    names = models.geom_names(model)
+    low, high = np.array([-0.5, 0.4, 0.05]), np.array([0.5, 1.0, 0.5])
+    rng = np.random.default_rng(seed)
+    seen = set()
+    for episode in range(episodes):
+        data = mujoco.MjData(model)
+        for _ in range(50):
+            data.mocap_pos[0], data.mocap_quat[0] = (0, 0.6, 0.2), (1, 0, 1, 0)
+            data.ctrl[:] = (-1, 1)
+            mujoco.mj_step(model, data, 5)
+        data.qpos[9:12] = (rng.uniform(-0.1, 0.1), rng.uniform(0.6, 0.7), 0.02)
+        mujoco.mj_forward(model, data)
+        corner = np.where(rng.random(3) < 0.5, low, high)
+        grip = 1.0 if episode % 2 else -1.0
+        for t in range(120):
+            hand = data.xpos[model.body("hand").id]
+            obj = data.xpos[model.body("obj").id]
+            target = (
+                corner if episode % 3 == 0 else obj + np.array([0, 0.3 * (t > 40) - 0.03, -0.05])
+            )
+            move = np.clip((target - hand) * 30 + rng.normal(0, 0.3, 3), -1, 1) / 100
+            data.mocap_pos[0] = np.clip(data.mocap_pos[0] + move, low, high)
+            data.ctrl[:] = (grip, -grip)
+            mujoco.mj_step(model, data, 5)
+            for c in data.contact[: data.ncon]:
+                seen.add(tuple(sorted((names[c.geom1], names[c.geom2]))))
+    return seen
+
+
+@pytest.mark.parametrize("task", models.PORTED_TASKS)
+def test_dropped_pairs_never_touch(task: str) -> None:
+    kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS[models.MT10_SCENES[task]]}
+    seen = _contacts_under_extreme_policies(task, episodes=36, seed=0)
+    assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
+    assert ("objGeom", "tablelink/2") in seen  # the scan does see contacts
+
+
+def test_unknown_task_lists_the_mt10_names() -> None:
+    with pytest.raises(ValueError, match=r"task must be one of \['reach-v3', 'push-v3'"):
+        models.check_task("reach-v2")
+    with pytest.raises(TypeError, match="task name must be a str"):
+        models.check_task(3)
+
+
+def test_missing_or_unsupported_metaworld(monkeypatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "metaworld" else real_find_spec(name, *a),
+    )
+    with pytest.raises(models.MetaWorldUnavailableError, match="not installed"):
+        models.load_reference_model("reach-v3")
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.1.1")
+    with pytest.raises(models.MetaWorldUnavailableError, match=r"metaworld 3\.1\.1 is installed"):
+        models.scene_path("push-v3")
