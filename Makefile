@@ -40,10 +40,10 @@ lint: install
 
 # The whole suite, the long learning checks included (they are marked `slow`).
 test: lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 test-fast: install
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.metaworld import MAX_PATH_LENGTH, make
+from envs.metaworld import CPU_COMPILER_OPTIONS, MAX_PATH_LENGTH, make
 from envs.metaworld.reference import make_reference, reference_rand_vecs
 
 HERE = pathlib.Path(__file__).parent
@@ -56,8 +56,8 @@ def run_reference(task: str, rand_vecs: np.ndarray, noise: np.ndarray, steps: in
 def run_port(task: str, rand_vecs: np.ndarray, noise: np.ndarray, steps: int) -> dict:
     env = make(task)
     policy = _policy(task)
-    reset = jax.jit(jax.vmap(env.reset_to))
-    step = jax.jit(jax.vmap(env.step))
+    reset = jax.jit(jax.vmap(env.reset_to), compiler_options=CPU_COMPILER_OPTIONS)
+    step = jax.jit(jax.vmap(env.step), compiler_options=CPU_COMPILER_OPTIONS)
     start = time.perf_counter()
     state = reset(jnp.asarray(rand_vecs))
     state = step(state, jnp.zeros((len(rand_vecs), 4)))  # compile (this step is discarded)

@@ -2,11 +2,7 @@
 test programs costs more than running them (compile-bound: ~10x faster suite at level 0). The
 few tests whose time goes into running rather than compiling (the learning checks) train through
 the `train_cli` fixture: the CLI in a subprocess with XLA's default optimisation (~2x faster).
-
-XLA's new CPU fusion emitters are turned off: on the MJX Meta-World scenes they fuse the
-kinematic chain into kernels ~300x slower (0.5 s per forward pass instead of 1.5 ms; see
-envs/metaworld/__init__.py), and with them the MJX tests would not finish. The flag must be set
-before JAX starts, so here rather than in the Meta-World tests."""
+The MJX Meta-World tests compile with `envs.metaworld.CPU_COMPILER_OPTIONS` per program."""
 
 from __future__ import annotations
 
@@ -19,9 +15,8 @@ from pathlib import Path
 import pytest
 
 _OPT0 = "--xla_backend_optimization_level=0"
-for _FLAG in (_OPT0, "--xla_cpu_use_fusion_emitters=false"):
-    if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+if _OPT0 not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _OPT0).strip()
 
 ROOT = Path(__file__).resolve().parents[1]
 

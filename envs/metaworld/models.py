@@ -139,8 +139,8 @@ _WALLS = ("RetainingWall/0", "RetainingWall/1", "RetainingWall/2", "RetainingWal
 
 # Explicit contact pairs per scene: every geom pair that can touch. MuJoCo's own filtering
 # (contype/conaffinity) gives more candidates; the ones dropped here cannot touch in these scenes
-# (reasons in MJX_CHANGES), which tests/envs/metaworld/test_models.py checks in native MuJoCo on
-# the reference scene under extreme and random policies.
+# (reasons in MJX_CHANGES), which tests/envs/metaworld/test_metaworld_models.py checks in native
+# MuJoCo on the reference scene under extreme and random policies.
 CONTACT_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
     "sawyer_reach_v3.xml": (
         *((g, "objGeom") for g in _GRIPPER),
@@ -172,7 +172,7 @@ _SOLVER_CHANGE = MjxChange(
     change=f"50 / 50 -> {SOLVER_ITERATIONS} / {SOLVER_LS_ITERATIONS}",
     reason="under vmap MJX runs every iteration for every env; the reference tolerance (1e-10) is "
     "below float32 precision, so 50 x 50 would always run. Measured effect on the first steps: "
-    "see tests/envs/metaworld/test_differential.py",
+    "see tests/envs/metaworld/test_metaworld_differential.py",
 )
 
 MJX_CHANGES: dict[str, tuple[MjxChange, ...]] = {
@@ -208,7 +208,7 @@ def mixed_contact_params(model: mujoco.MjModel, g1: int, g2: int) -> dict[str, o
     """The contact parameters MuJoCo's `mj_contactParam` gives a geom pair (equal priorities).
 
     An explicit <pair> with these parameters behaves exactly as the pair does under MuJoCo's own
-    filtering (checked in tests/envs/metaworld/test_models.py).
+    filtering (checked in tests/envs/metaworld/test_metaworld_models.py).
     """
     if model.geom_priority[g1] != model.geom_priority[g2]:
         raise NotImplementedError("geoms of different priority")

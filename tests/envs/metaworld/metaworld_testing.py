@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs.metaworld import INFO_KEYS, make
+from envs.metaworld import CPU_COMPILER_OPTIONS, INFO_KEYS, make
 from envs.metaworld.reference import make_reference, reference_rand_vecs
 
 BATCH = 4  # one compiled batch shape per task for every test
@@ -48,7 +48,7 @@ def rollout_fn(task: str):
         out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
         return state.obs, state.info["task"], out
 
-    return jax.jit(rollout)
+    return jax.jit(rollout, compiler_options=CPU_COMPILER_OPTIONS)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Several Meta-World tasks as one vector environment: the MT10 suite behind SAC's interface.
+"""Several Brax-API environments (the Meta-World tasks) as one vector environment: the MT10
+suite behind SAC's interface.
 
 `TaskSuite(envs, num_envs_per_task)` holds `num_envs_per_task` copies of each task's environment
 in task-major blocks (rows `[t * n, (t + 1) * n)` are task `t`); each block is stepped with its
@@ -14,7 +15,7 @@ terminates, so a task's copies end together) is reset in the same step with fres
 runs only on steps where some episode ended. `EnvStep.success` is Meta-World's per-step
 `info["success"]`; SAC counts an episode as a success if it held at any step.
 
-`make_suite(["reach-v3", "push-v3"], 8)` builds the environments with `envs.metaworld.make`.
+`metaworld_suite(["reach-v3", "push-v3"], 8)` builds them with `envs.metaworld.make`.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class TaskSuite:
         )
 
 
-def make_suite(
+def metaworld_suite(
     tasks: Sequence[str],
     num_envs_per_task: int,
     goals: dict[str, Any] | None = None,

@@ -38,6 +38,10 @@ from metaworld_testing import (
 from envs.metaworld import INFO_KEYS, MAX_PATH_LENGTH
 from envs.metaworld.reference import reference_rand_vecs
 
+# One worker compiles each task's rollout once (Makefile: --dist loadgroup); split over workers,
+# each would compile the module-scoped fixture again (~2.5 min of CPU per task).
+pytestmark = pytest.mark.xdist_group("metaworld_differential")
+
 TASKS = ("reach-v3", "push-v3")
 START_STEP = MAX_PATH_LENGTH - 10  # batch element 3 reaches the episode limit at its step 10
 

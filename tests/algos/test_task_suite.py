@@ -1,4 +1,4 @@
-"""`envs.metaworld.suite.TaskSuite`: task-major blocks, one-hot ids, auto-reset, under jit and
+"""`jaxsparse.algos.task_suite.TaskSuite`: task-major blocks, one-hot ids, auto-reset, under jit and
 vmap over seeds. Checked on small Brax-API environments (no physics) whose every number is known,
 so the suite's bookkeeping is tested exactly; the Meta-World tasks themselves are tested against
 the `metaworld` package in tests/envs/metaworld."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from brax.envs.base import Env, State
 
-from envs.metaworld.suite import TaskSuite
+from jaxsparse.algos.task_suite import TaskSuite
 
 
 class Counter(Env):
