@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsparse.plasticity.metrics import neuron_scores
-from jaxsparse.sparsity.masks import leaf_paths
+from jaxsparse.sparsity.masks import leaf_paths, path_str
 
 Array = jax.Array
 PyTree = Any
@@ -82,11 +82,7 @@ def _roles(prefix: str) -> tuple[str, ...]:
 def policy_leaves(params: PyTree) -> PyTree:
     """A tree of bools parallel to ``params``: True for every parameter the policy's output
     depends on (all but the critic's: a leaf whose path has a ``critic`` component)."""
-    flat, treedef = jax.tree_util.tree_flatten(params)
-    keep = ["actor" in _roles(path) for path in leaf_paths(params)]
-    if len(keep) != len(flat):  # pragma: no cover - leaf_paths walks the same leaves
-        raise AssertionError("leaf_paths and tree_flatten disagree")
-    return jax.tree_util.tree_unflatten(treedef, keep)
+    return jax.tree_util.tree_map_with_path(lambda p, _: "actor" in _roles(path_str(p)), params)
 
 
 def minigrid_neuron_layers(params: PyTree) -> tuple[NeuronLayer, ...]:
