@@ -24,7 +24,9 @@ def test_task_names_are_meta_worlds_mt10() -> None:
 def test_unknown_and_unported_task_names() -> None:
     with pytest.raises(ValueError, match=r"task must be one of \['reach-v3', 'push-v3'"):
         make("reach")
-    with pytest.raises(NotImplementedError, match=r"ported: \['reach-v3', 'push-v3'\]"):
+    with pytest.raises(
+        NotImplementedError, match=r"ported: \['reach-v3', 'push-v3', 'pick-place-v3'\]"
+    ):
         make("peg-insert-side-v3")
 
 
@@ -65,7 +67,7 @@ def test_wrong_reset_vector_and_goals() -> None:
         make("reach-v3", goals=np.ones((1, 6)))
 
 
-@pytest.mark.parametrize("task", ["reach-v3", "push-v3"])
+@pytest.mark.parametrize("task", ["reach-v3", "push-v3", "pick-place-v3"])
 def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
     """In the random reset space, object and goal >= 0.15 apart, and distributed as Meta-World
     draws them (two-sample Kolmogorov-Smirnov per coordinate)."""

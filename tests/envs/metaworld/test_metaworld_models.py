@@ -18,7 +18,7 @@ PORTED_SCENES = sorted({models.MT10_SCENES[t] for t in models.PORTED_TASKS})
 
 
 def test_ported_tasks_and_change_table() -> None:
-    assert models.PORTED_TASKS == ("reach-v3", "push-v3")
+    assert models.PORTED_TASKS == ("reach-v3", "push-v3", "pick-place-v3")
     for scene in PORTED_SCENES:
         changes = models.MJX_CHANGES[scene]
         assert all(c.target and c.change and c.reason for c in changes)
@@ -111,12 +111,43 @@ def _contacts_under_extreme_policies(task: str, episodes: int, seed: int) -> set
     return seen
 
 
+def _contacts_under_scripted_policy(task: str, episodes: int, seed: int) -> dict:
+    """Contact steps per geom pair in the reference env under Meta-World's scripted policy with
+    action noise (0.1, and 0.5 on every other episode), 150 steps each (it lifts the puck)."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    from envs.metaworld.reference import make_reference, reference_rand_vecs
+
+    counts: dict[tuple[str, str], int] = {}
+    for episode, vec in enumerate(reference_rand_vecs(task, episodes, seed=seed)):
+        env = make_reference(task, vec)
+        names = models.geom_names(env.model)
+        policy = ENV_POLICY_MAP[task]()
+        rng = np.random.default_rng(seed + episode)
+        noise = 0.5 if episode % 2 else 0.1
+        obs, _ = env.reset()
+        for _ in range(150):
+            action = np.clip(policy.get_action(obs) + rng.normal(0, noise, 4), -1, 1)
+            obs, *_ = env.step(action.astype(np.float32))
+            for c in env.data.contact[: env.data.ncon]:
+                pair = tuple(sorted((names[c.geom1], names[c.geom2])))
+                counts[pair] = counts.get(pair, 0) + 1
+        env.close()
+    return counts
+
+
 @pytest.mark.parametrize("task", models.PORTED_TASKS)
 def test_dropped_pairs_never_touch(task: str) -> None:
     kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS[models.MT10_SCENES[task]]}
     seen = _contacts_under_extreme_policies(task, episodes=36, seed=0)
     assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
     assert ("objGeom", "tablelink/2") in seen  # the scan does see contacts
+    if task == "pick-place-v3":
+        # the puck grasped and carried: it stays between the pads and claws
+        scripted = _contacts_under_scripted_policy(task, episodes=6, seed=0)
+        assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
+        assert scripted[("leftpad_geom", "objGeom")] > 100  # the scan does grasp
+        assert scripted[("objGeom", "rightpad_geom")] > 100
 
 
 def test_unknown_task_lists_the_mt10_names() -> None:
