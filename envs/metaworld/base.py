@@ -289,6 +289,10 @@ class SawyerEnv(PipelineEnv):
             raise ValueError(f"goals for {self.TASK} must lie in [{low}, {high}]")
         return jnp.asarray(goals)
 
+    def set_goals(self, goals: Any) -> None:
+        """From now on draw every reset vector from `goals` (K, reset dim); None: sample freely."""
+        self.goals = None if goals is None else self._check_goals(goals)
+
     def sample_rand_vec(self, rng: jax.Array) -> jnp.ndarray:
         """A reset vector: from `goals` if set, else uniform with the task's rejection rule."""
         if self.goals is not None:

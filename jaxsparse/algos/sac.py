@@ -7,7 +7,8 @@ of every environment of the suite (the policy's sampled action, or a uniform ran
 the per-task replay buffer (``jaxsparse.algos.replay``), then one gradient step once the warm-up
 is over (suite step ``warmup_steps + 1`` on; none during the warm-up, as mtrl's MT-SAC and
 CleanRL: its ``lax.cond`` stays a branch under ``vmap``, see ``cond_any``). So a suite step is
-one gradient step, as in MT10's protocol (SPEC: 20M steps, 1280 = 128 per task).
+one gradient step, as in MT10's protocol (SPEC: 20M environment steps = 2M suite steps of one
+environment per task, 2M gradient steps, batch 1280 = 128 per task).
 
 Gradient step (mtrl's order): sample ``batch_size / T`` transitions of every task (task-major
 equal blocks, so heads run one matmul per task); critic update on the soft Bellman target
@@ -53,12 +54,15 @@ from flax import struct
 
 from jaxsparse.algos.ppo import EnvStep, strong_types
 from jaxsparse.algos.replay import ReplayState, replay_add, replay_init, replay_sample
+from jaxsparse.nets.multitask import flatten_intermediates
 from jaxsparse.nets.sac import (
     HIDDEN,
     SACNetworks,
     deterministic_action,
     tanh_gaussian_sample,
 )
+from jaxsparse.plasticity.interventions import PlasticityConfig
+from jaxsparse.plasticity.metrics import dormant_fraction, effective_rank, per_sample_fisher
 from jaxsparse.sparsity import apply_masks, count_active, sparsify
 from jaxsparse.sparsity.checks import check_int, check_range
 from jaxsparse.sparsity.control import cond_any
@@ -99,7 +103,8 @@ class SACConfig:
     max_grad_norm: float | None = 1.0  # global norm, per optimiser
     batch_size: int = 1280  # in total, split evenly over tasks (MT10: 128 per task)
     buffer_size: int = 1_000_000  # in total, split evenly over tasks
-    warmup_steps: int = 40_000  # suite steps of uniform random actions, no gradient steps
+    # suite steps of uniform random actions, no gradient steps (MT10: 40k environment steps)
+    warmup_steps: int = 4_000
     actor_hidden: tuple[int, ...] = HIDDEN
     critic_hidden: tuple[int, ...] = HIDDEN
 
@@ -231,7 +236,13 @@ class SAC:
         plan: Plan | None = None,
         eval_env: SACEnv | None = None,
         filter_fn: FilterFn = default_filter,
+        plasticity: PlasticityConfig | None = None,
     ) -> None:
+        self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
+        if self.plasticity.redo_every or self.plasticity.reset_every:
+            raise ValueError(
+                "SAC runs the plasticity diagnostics only: redo_every and reset_every must be 0"
+            )
         self.config = config
         self.env = env
         self.eval_env = eval_env if eval_env is not None else env
@@ -573,6 +584,67 @@ class SAC:
             out[f"{name}_sparsity"] = _fraction_pruned(a, t)
             active, total = active + a, total + t
         out["sparsity"] = _fraction_pruned(active, total)
+        return out
+
+    # ----------------------------------------------------------- diagnostics
+    def recent_batch(self, buffer: ReplayState) -> dict[str, Array]:
+        """The ``plasticity.batch // T`` most recent transitions of every task (fewer distinct
+        ones, repeated, while the buffer holds fewer), as a task-major batch."""
+        T = self.env.num_tasks
+        per_task = max(1, self.plasticity.batch // T)
+        back = jnp.arange(per_task, dtype=jnp.int32) % jnp.maximum(buffer.size, 1)
+        rows = (buffer.pos - 1 - back) % buffer.capacity
+        return jax.tree.map(lambda x: x[:, rows].reshape(T * per_task, *x.shape[2:]), buffer.data)
+
+    def diagnose(self, state: SACState, key: Array) -> dict[str, Array]:
+        """Plasticity diagnostics of actor and critics on the most recent transitions of the
+        replay buffer (``recent_batch``): tau-dormant fractions of the hidden layers (actor;
+        both critics pooled, on the buffer's actions), srank of each network's last hidden layer
+        (the critics': ``critic_0``), and the actor's Fisher trace
+        ``E ||grad log pi(a|s)||^2`` over live weights, ``a ~ pi(.|s)`` (the log-density of the
+        pre-tanh sample, whose tanh correction does not depend on the parameters)."""
+        if not self.plasticity.diagnostics:
+            raise ValueError("diagnose needs PlasticityConfig(diagnostics=True)")
+        pl, net, params = self.plasticity, self.net, state.params
+        batch = self.recent_batch(state.buffer)
+        obs = batch["obs"]
+        task = self._tasks(obs.shape[0])
+        (mean, log_std), a_inter = net.actor(
+            params["actor"], obs, task, task_major=True, mutable=["intermediates"]
+        )
+        _, c_inter = net.critic(
+            params["critic"], obs, batch["action"], task, task_major=True, mutable=["intermediates"]
+        )
+        actor_acts = flatten_intermediates(a_inter)
+        critic_acts = flatten_intermediates(c_inter)
+        actor_d = dormant_fraction(actor_acts, pl.tau)
+        critic_d = dormant_fraction(critic_acts, pl.tau)
+        last = f"hidden_{len(self.config.actor_hidden) - 1}"
+        critic_last = f"critic_0/hidden_{len(self.config.critic_hidden) - 1}"
+        out = {
+            "dormant": (actor_d.count + critic_d.count) / (actor_d.total + critic_d.total),
+            "actor_dormant": actor_d.overall,
+            "critic_dormant": critic_d.overall,
+            "actor_erank": effective_rank(actor_acts[last]),
+            "critic_erank": effective_rank(critic_acts[critic_last]),
+        }
+        for name, frac in actor_d.per_layer.items():
+            out[f"actor_dormant_{name}"] = frac
+        pre_tanh = jax.lax.stop_gradient(
+            mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+        )
+
+        def log_prob(p: PyTree, o: tuple[Array, Array], u: Array) -> Array:
+            m, ls = net.actor(p, o[0][None], o[1][None])
+            z = (u - m[0]) * jnp.exp(-ls[0])
+            return jnp.sum(-0.5 * jnp.square(z) - ls[0])
+
+        masks = get_sparse_state(state.opt_state["actor"]).masks["actor"]
+        out["fisher_trace"] = jnp.mean(
+            per_sample_fisher(
+                log_prob, params["actor"], (obs, task), pre_tanh, masks, pl.fisher_chunk
+            )
+        )
         return out
 
     # -------------------------------------------------------------- evaluate

@@ -141,14 +141,27 @@ def metaworld_suite(
     num_envs_per_task: int,
     goals: dict[str, Any] | None = None,
     goal_observable: bool = True,
+    fixed_goals: int = 0,
+    goal_key: Array | None = None,
 ) -> TaskSuite:
-    """A `TaskSuite` of Meta-World tasks (names as `envs.metaworld.make`); `goals` maps a task
-    name to its fixed reset vectors (Meta-World's fixed-goal mode), others sample freely."""
+    """A `TaskSuite` of Meta-World tasks (names as `envs.metaworld.make`).
+
+    `goals` maps a task name to its fixed reset vectors (Meta-World's fixed-goal mode), others
+    sample freely. `fixed_goals = K > 0` instead draws K reset vectors for every task once with
+    `goal_key` (the task's own sampling rule; task `t` uses `fold_in(goal_key, t)`) and every
+    reset picks one of them (K = 50 is Meta-World's MT10 benchmark, K = 1 its fixed-goal mode).
+    """
     from envs.metaworld import MAX_PATH_LENGTH, make
 
+    check_int("fixed_goals", fixed_goals, minimum=0)
     goals = dict(goals or {})
     unknown = set(goals) - set(tasks)
     if unknown:
         raise ValueError(f"goals given for tasks not in the suite: {sorted(unknown)}")
+    if fixed_goals and (goals or goal_key is None):
+        raise ValueError("fixed_goals draws the goals itself: give goal_key and no goals")
     envs = [make(t, goals=goals.get(t), goal_observable=goal_observable) for t in tasks]
+    for t, env in enumerate(envs) if fixed_goals else ():
+        keys = jax.random.split(jax.random.fold_in(goal_key, t), fixed_goals)
+        env.set_goals(np.asarray(jax.jit(jax.vmap(env.sample_rand_vec))(keys)))
     return TaskSuite(envs, num_envs_per_task, tasks, max_episode_steps=MAX_PATH_LENGTH)

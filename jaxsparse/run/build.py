@@ -21,10 +21,11 @@ import jax
 from jaxsparse.algos.ppo import PPO, PPOConfig
 from jaxsparse.algos.sac import SAC, SACConfig, SACState
 from jaxsparse.algos.sac_envs import ContinuousGymnaxVecEnv
+from jaxsparse.algos.task_suite import TaskSuite, metaworld_suite
 from jaxsparse.nets import make_network
 from jaxsparse.nets.mlp import MLPActorCritic
 from jaxsparse.plasticity.interventions import PlasticityConfig
-from jaxsparse.run.config import ExperimentConfig, MethodConfig
+from jaxsparse.run.config import ExperimentConfig, MethodConfig, metaworld_tasks
 from jaxsparse.run.envs import (
     FlaxAgent,
     GymnaxVecEnv,
@@ -72,20 +73,26 @@ def make_sparse_method(m: MethodConfig, num_updates: int, steps_per_update: int)
 
 class SACTrainee:
     """``SAC`` with the runner's log contract: ``score`` in the evaluation and ``score_sum`` in
-    the update metrics, ``score = (return - random_return) / (best_return - random_return)``;
-    the per-task temperatures ``alpha [T]`` also as their mean ``alpha_mean`` (a train.csv
-    column). ``init``/``update``/``evaluate`` are SAC's otherwise; no plasticity diagnostics."""
+    the update metrics. With ``best_return`` (gymnax) ``score = (return - random_return) /
+    (best_return - random_return)``; without (Meta-World) the score is the success rate, the
+    metric of MT10. The per-task temperatures ``alpha [T]`` also go out as their mean
+    ``alpha_mean`` (a train.csv column). ``init``/``update``/``evaluate``/``diagnose`` are
+    SAC's otherwise."""
 
-    diagnostics = False
-
-    def __init__(self, sac: SAC, best_return: float, random_return: float = 0.0) -> None:
-        if best_return <= random_return:
+    def __init__(
+        self, sac: SAC, best_return: float | None = None, random_return: float = 0.0
+    ) -> None:
+        if best_return is not None and best_return <= random_return:
             raise ValueError(f"best_return ({best_return}) must exceed random ({random_return})")
         self.sac = sac
-        self.best_return = float(best_return)
+        self.diagnostics = sac.plasticity.diagnostics
+        self.best_return = None if best_return is None else float(best_return)
         self.random_return = float(random_return)
 
     def score(self, returns: Array) -> Array:
+        """Normalised returns (gymnax); only with ``best_return``."""
+        if self.best_return is None:
+            raise ValueError("this trainee scores success rates, not returns (no best_return)")
         return (returns - self.random_return) / (self.best_return - self.random_return)
 
     def init(self, key: Array) -> SACState:
@@ -93,17 +100,23 @@ class SACTrainee:
 
     def update(self, state: SACState) -> tuple[SACState, dict[str, Array]]:
         state, metrics = self.sac.update(state)
-        # Summed over finished episodes: sum((R_i - random) / range) = (sum R_i - n random) / range.
-        metrics["score_sum"] = (
-            metrics["return_sum"] - metrics["episodes"] * self.random_return
-        ) / (self.best_return - self.random_return)
+        if self.best_return is None:
+            metrics["score_sum"] = metrics["success_sum"]
+        else:
+            # Over finished episodes: sum((R_i - random) / range) = (sum R_i - n random) / range.
+            metrics["score_sum"] = (
+                metrics["return_sum"] - metrics["episodes"] * self.random_return
+            ) / (self.best_return - self.random_return)
         metrics["alpha_mean"] = metrics["alpha"].mean()
         return state, metrics
 
     def evaluate(self, params: Any, key: Array) -> dict[str, Array]:
         out = self.sac.evaluate(params, key)
-        out["score"] = self.score(out["return"])
+        out["score"] = out["success"] if self.best_return is None else self.score(out["return"])
         return out
+
+    def diagnose(self, state: SACState, key: Array) -> dict[str, Array]:
+        return self.sac.diagnose(state, key)
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,7 @@ class Trainer:
     steps_per_update: int
     task_names: tuple[str, ...]
     transitions_per_step: int | None = None  # None: len(task_names)
+    compiler_options: dict[str, Any] | None = None  # XLA options of the compiled programs
 
     @property
     def diagnostics(self) -> bool:
@@ -169,25 +183,53 @@ def build_plan(cfg: ExperimentConfig, num_updates: int | None = None) -> Plan:
     return plan
 
 
+def metaworld_envs(cfg: ExperimentConfig) -> tuple[TaskSuite, TaskSuite]:
+    """The training and evaluation suites of ``env.kind: metaworld``: the tasks of
+    ``env.suite``, ``env.num_envs_per_task`` / ``env.eval_episodes_per_task`` copies of each;
+    with ``env.fixed_goals = K`` both draw their resets from the same K reset vectors per task
+    (sampled once from ``seed``, the same for every seed of the run)."""
+    e = cfg.env
+    tasks = metaworld_tasks(e.suite)
+    key = jax.random.PRNGKey(cfg.seed) if e.fixed_goals else None
+    env = metaworld_suite(tasks, e.num_envs_per_task, fixed_goals=e.fixed_goals, goal_key=key)
+    goals = {t: env.envs[i].goals for i, t in enumerate(tasks)} if e.fixed_goals else None
+    eval_env = metaworld_suite(tasks, e.eval_episodes_per_task, goals=goals)
+    return env, eval_env
+
+
 def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
-    """SAC on one continuous gymnax environment (``env.num_envs_per_task`` copies, one task)."""
+    """SAC on Meta-World tasks (MJX, scored by success rate) or on one continuous gymnax
+    environment (``env.num_envs_per_task`` copies, one task, scored by normalised return)."""
     e, sc = cfg.env, cfg.sac
-    env = ContinuousGymnaxVecEnv(e.suite, e.num_envs_per_task)
-    eval_env = ContinuousGymnaxVecEnv(e.suite, e.eval_episodes_per_task)
+    options = None
+    if e.kind == "metaworld":
+        env, eval_env = metaworld_envs(cfg)
+        best_return, random_return = None, 0.0
+        if jax.default_backend() == "cpu":
+            from envs.metaworld import CPU_COMPILER_OPTIONS
+
+            options = dict(CPU_COMPILER_OPTIONS)
+    else:
+        env = ContinuousGymnaxVecEnv(e.suite, e.num_envs_per_task)
+        eval_env = ContinuousGymnaxVecEnv(e.suite, e.eval_episodes_per_task)
+        best_return = e.best_return
+        random_return = 0.0 if e.random_return is None else e.random_return
     fields = sc.model_dump()
     fields["actor_hidden"] = tuple(sc.actor_hidden)
     fields["critic_hidden"] = tuple(sc.critic_hidden)
-    sac = SAC(SACConfig(**fields), env, build_plan(cfg), eval_env=eval_env)
-    random_return = 0.0 if e.random_return is None else e.random_return
+    pl = cfg.plasticity
+    plasticity = PlasticityConfig(diagnostics=cfg.diagnostics, batch=pl.batch, tau=pl.tau)
+    sac = SAC(SACConfig(**fields), env, build_plan(cfg), eval_env=eval_env, plasticity=plasticity)
     spu = cfg.steps_per_update
     updates_per_chunk = cfg.train.eval_every // spu
     return Trainer(
-        algo=SACTrainee(sac, e.best_return, random_return),
+        algo=SACTrainee(sac, best_return, random_return),
         updates_per_chunk=updates_per_chunk,
         num_chunks=cfg.train.total_steps // cfg.train.eval_every,
         steps_per_update=spu,
         task_names=tuple(env.task_names),
         transitions_per_step=env.num_envs,
+        compiler_options=options,
     )
 
 

@@ -30,7 +30,8 @@ class _Strict(BaseModel):
 
 
 class EnvConfig(_Strict):
-    """Which environments: a MiniGrid suite (or task list), or one gymnax environment.
+    """Which environments: a MiniGrid suite (or task list), one gymnax environment, or Meta-World
+    tasks on MJX (``kind: metaworld``, ``suite: MT10`` or a list of MT10 task names; SAC only).
 
     gymnax scores: ``score = (return - random_return) / (best_return - random_return)``, so 0 is
     a uniformly random policy and 1 a perfect one (``random_return`` None counts as 0: the
@@ -39,8 +40,10 @@ class EnvConfig(_Strict):
     reference).
     """
 
-    kind: Literal["minigrid", "gymnax"] = "minigrid"
-    suite: str | list[str] = Field("MT3", description="MT3/MT5/MT7, a task list, or a gymnax id")
+    kind: Literal["minigrid", "gymnax", "metaworld"] = "minigrid"
+    suite: str | list[str] = Field(
+        "MT3", description="MT3/MT5/MT7 or a task list; a gymnax id; MT10 or Meta-World tasks"
+    )
     num_envs_per_task: int = Field(16, ge=1)
     eval_episodes_per_task: int = Field(25, ge=1, description="greedy episodes per evaluation")
     best_return: float | None = Field(
@@ -48,6 +51,13 @@ class EnvConfig(_Strict):
     )
     random_return: float | None = Field(
         None, description="gymnax, SAC: return of a uniformly random policy (score 0)"
+    )
+    fixed_goals: int = Field(
+        0,
+        ge=0,
+        description="metaworld: 0 samples a new goal at every reset; K draws K reset vectors per "
+        "task once (from the run's seed) and every reset picks one (1: Meta-World's fixed-goal "
+        "mode; 50: its MT10 benchmark tasks)",
     )
 
     @model_validator(mode="after")
@@ -139,7 +149,10 @@ class SACSection(_Strict):
     batch_size: int = Field(1280, ge=1, description="in total, split evenly over tasks")
     buffer_size: int = Field(1_000_000, ge=1, description="in total, split evenly over tasks")
     warmup_steps: int = Field(
-        40_000, ge=0, description="suite steps of uniform random actions, no gradient steps"
+        4_000,
+        ge=0,
+        description="suite steps of uniform random actions, no gradient steps (MT10's 40k "
+        "environment steps = 4k suite steps of its 10 environments)",
     )
     actor_hidden: list[Width] = Field([400, 400, 400], min_length=1)
     critic_hidden: list[Width] = Field([400, 400, 400], min_length=1)
@@ -149,7 +162,8 @@ class PlasticitySection(_Strict):
     """Plasticity diagnostics and interventions (schedules in environment steps per task)."""
 
     diagnostics: bool | None = Field(
-        None, description="dormant/srank/Fisher at every evaluation; None: on for MiniGrid"
+        None,
+        description="dormant/srank/Fisher at every evaluation; None: on (MiniGrid, Meta-World)",
     )
     batch: int = Field(1024, ge=1, description="recent observations the metrics and ReDo use")
     tau: float = Field(0.001, ge=0, description="dormant threshold of the logged fractions")
@@ -190,10 +204,10 @@ class ExperimentConfig(_Strict):
 
     @property
     def diagnostics(self) -> bool:
-        """Whether plasticity diagnostics run (``plasticity.diagnostics``, None: PPO on
-        MiniGrid)."""
+        """Whether plasticity diagnostics run (``plasticity.diagnostics``; None: on for MiniGrid
+        and Meta-World, off for gymnax)."""
         d = self.plasticity.diagnostics
-        return (self.algo == "ppo" and self.env.kind == "minigrid") if d is None else d
+        return self.env.kind in ("minigrid", "metaworld") if d is None else d
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -229,6 +243,10 @@ class ExperimentConfig(_Strict):
             )
         if self.sac != SACSection():
             raise ValueError("sac.* settings are for algo 'sac'; this experiment's algo is 'ppo'")
+        if self.env.kind == "metaworld":
+            raise ValueError("env.kind 'metaworld' is for algo 'sac' (multi-task SAC on MT10)")
+        if self.env.fixed_goals:
+            raise ValueError("env.fixed_goals is for env.kind 'metaworld' only")
         if self.env.random_return is not None:
             raise ValueError("env.random_return is for algo 'sac' only (PPO scores return/best)")
         if (self.net.arch == "mlp") != (self.env.kind == "gymnax"):
@@ -263,7 +281,7 @@ class ExperimentConfig(_Strict):
         return self
 
     def _sac_consistent(self) -> None:
-        """Checks of ``algo: sac`` (continuous gymnax, multi-head SAC networks, no plasticity)."""
+        """Checks of ``algo: sac`` (Meta-World or continuous gymnax, multi-head SAC networks)."""
         if self.net.arch not in SAC_ARCHS:
             raise ValueError(
                 f"net.arch {self.net.arch!r} does not fit algo 'sac': use net.arch "
@@ -280,23 +298,36 @@ class ExperimentConfig(_Strict):
                 f"{', '.join(unused)}: not used by algo 'sac' (its network widths are "
                 "sac.actor_hidden / sac.critic_hidden)"
             )
-        if self.env.kind != "gymnax" or not isinstance(self.env.suite, str):
+        e = self.env
+        if e.kind == "metaworld":
+            metaworld_tasks(e.suite)
+            given = [
+                f"env.{k}" for k in ("best_return", "random_return") if getattr(e, k) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: not used with env.kind 'metaworld' (the score is the "
+                    "success rate)"
+                )
+        elif e.kind != "gymnax" or not isinstance(e.suite, str):
             raise ValueError(
-                "algo 'sac' needs env.kind 'gymnax' and env.suite one gymnax environment id with "
-                "a continuous (Box) action space, e.g. Pendulum-v1"
+                "algo 'sac' needs env.kind 'metaworld' (env.suite MT10 or a list of its tasks) or "
+                "env.kind 'gymnax' with env.suite one gymnax environment id with a continuous "
+                "(Box) action space, e.g. Pendulum-v1"
             )
-        if self.env.best_return is None:
+        elif e.best_return is None:
             raise ValueError(
-                "algo 'sac' needs env.best_return (the return that scores 1; with negative "
-                "returns also env.random_return, the return that scores 0)"
+                "algo 'sac' on gymnax needs env.best_return (the return that scores 1; with "
+                "negative returns also env.random_return, the return that scores 0)"
             )
+        if e.kind != "metaworld" and e.fixed_goals:
+            raise ValueError("env.fixed_goals is for env.kind 'metaworld' only")
         if self.ppo != PPOSection():
             raise ValueError("ppo.* settings are for algo 'ppo'; this experiment's algo is 'sac'")
         pl = self.plasticity
         used = [
             name
             for name, on in (
-                ("plasticity.diagnostics", pl.diagnostics),
                 ("plasticity.redo_every", pl.redo_every),
                 ("plasticity.reset_every", pl.reset_every),
             )
@@ -304,8 +335,8 @@ class ExperimentConfig(_Strict):
         ]
         if used:
             raise ValueError(
-                f"{', '.join(used)}: plasticity diagnostics and interventions are for algo "
-                "'ppo' on MiniGrid only; not available with algo 'sac'"
+                f"{', '.join(used)}: the plasticity interventions are for algo 'ppo' on "
+                "MiniGrid only; algo 'sac' runs the diagnostics (plasticity.diagnostics)"
             )
         sac, tr = self.sac, self.train
         if sac.warmup_steps >= tr.total_steps:
@@ -318,6 +349,34 @@ class ExperimentConfig(_Strict):
                 f"sac.buffer_size ({sac.buffer_size}) must hold one suite step "
                 f"(env.num_envs_per_task = {self.env.num_envs_per_task})"
             )
+
+
+def metaworld_tasks(suite: str | list[str]) -> tuple[str, ...]:
+    """The Meta-World tasks of ``env.suite`` (``"MT10"``, one task name or a list), checked:
+    MT10 names, each at most once, ported to MJX (``envs.metaworld.PORTED_TASKS``)."""
+    from envs.metaworld import PORTED_TASKS, TASK_NAMES
+
+    if suite == "MT10":
+        tasks = tuple(TASK_NAMES)
+    else:
+        tasks = (suite,) if isinstance(suite, str) else tuple(suite)
+    if not tasks:
+        raise ValueError("env.suite names no Meta-World task")
+    unknown = [t for t in tasks if t not in TASK_NAMES]
+    if unknown:
+        raise ValueError(
+            f"env.suite: unknown Meta-World task(s) {unknown}; allowed: 'MT10' or a list of "
+            f"{list(TASK_NAMES)}"
+        )
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"env.suite names a task more than once: {list(tasks)}")
+    missing = [t for t in tasks if t not in PORTED_TASKS]
+    if missing:
+        raise ValueError(
+            f"env.suite: {missing} not ported to MJX yet (envs/metaworld/README.md); ported: "
+            f"{list(PORTED_TASKS)}, e.g. env.suite=[{','.join(PORTED_TASKS)}]"
+        )
+    return tasks
 
 
 class ConfigError(ValueError):
@@ -333,7 +392,7 @@ def _format(err: ValidationError) -> str:
             allowed = _allowed_keys(ExperimentConfig, [str(p) for p in e["loc"][:-1]])
             msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         got = f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and "input" in e else ""
-        if e["type"] in ("missing",):
+        if e["type"] in ("missing",) or not e["loc"]:  # not the whole experiment as "got"
             got = ""
         lines.append(f"  {loc}: {msg}{got}")
     return "invalid experiment config:\n" + "\n".join(lines)

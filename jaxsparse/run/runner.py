@@ -56,6 +56,25 @@ def maybe_initialize_distributed() -> None:
         jax.distributed.initialize()
 
 
+def _without_empty(tree: Any) -> Any:
+    """``tree`` with its zero-size arrays as None: orbax cannot save them (MJX's ``Data`` has
+    some, e.g. ``act`` of a scene without actuator state); ``_with_empty`` puts them back."""
+    return jax.tree.map(lambda x: None if x.size == 0 else x, tree)
+
+
+def _with_empty(restored: Any, abstract: Any) -> Any:
+    """The restored tree with the zero-size arrays of ``abstract`` rebuilt (zeros, its sharding)."""
+    leaves, treedef = jax.tree.flatten(abstract)
+    kept = iter(jax.tree.leaves(restored))
+    full = [
+        jax.device_put(jnp.zeros(a.shape, a.dtype), a.sharding) if a.size == 0 else next(kept)
+        for a in leaves
+    ]
+    if next(kept, None) is not None:
+        raise ValueError("the checkpoint holds more arrays than this run's state")
+    return treedef.unflatten(full)
+
+
 def seed_mesh(num_seeds: int) -> Mesh:
     """A 1-D mesh over as many devices as divide the number of seeds."""
     devices = jax.devices()
@@ -129,12 +148,14 @@ class Runner:
     # ------------------------------------------------------------- compiled
     def _compiled(self) -> tuple[Any, Any]:
         t = self.trainer
-        init = jax.jit(jax.vmap(t.init), out_shardings=self.sharding)
+        options = t.compiler_options  # e.g. MJX's CPU fusion setting (envs.metaworld)
+        init = jax.jit(jax.vmap(t.init), out_shardings=self.sharding, compiler_options=options)
         chunk = jax.jit(
             jax.vmap(t.chunk),
             in_shardings=(self.sharding,),
             out_shardings=self.sharding,
             donate_argnums=(0,),
+            compiler_options=options,
         )
         return init, chunk
 
@@ -232,14 +253,15 @@ class Runner:
         if latest is not None:
             if not self.resume and not self.complete:
                 raise ConfigError(f"{self.run_dir} has checkpoints: pass --resume")
+            abstract = self._abstract(init, keys)
             restored = mngr.restore(
                 latest,
                 args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(self._abstract(init, keys)),
+                    state=ocp.args.StandardRestore(_without_empty(abstract)),
                     meta=ocp.args.JsonRestore(),
                 ),
             )
-            state, meta = restored["state"], restored["meta"]
+            state, meta = _with_empty(restored["state"], abstract), restored["meta"]
             start_chunk, dead = int(meta["chunk"]), set(meta["dead_seeds"])
             wall_before = float(meta.get("wall_time_s", 0.0))
             self._truncate_logs(start_chunk * t.updates_per_chunk * t.steps_per_update)
@@ -292,7 +314,8 @@ class Runner:
                 mngr.save(
                     c + 1,
                     args=ocp.args.Composite(
-                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                        state=ocp.args.StandardSave(_without_empty(state)),
+                        meta=ocp.args.JsonSave(meta),
                     ),
                 )
         mngr.wait_until_finished()

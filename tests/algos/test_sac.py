@@ -195,7 +195,7 @@ def test_config_validation():
         SAC(SACConfig(buffer_size=2), env)
     cfg = SACConfig()
     assert (cfg.gamma, cfg.tau, cfg.init_alpha, cfg.batch_size) == (0.99, 0.005, 1.0, 1280)
-    assert (cfg.buffer_size, cfg.warmup_steps, cfg.max_grad_norm) == (1_000_000, 40_000, 1.0)
+    assert (cfg.buffer_size, cfg.warmup_steps, cfg.max_grad_norm) == (1_000_000, 4_000, 1.0)
     assert cfg.actor_hidden == cfg.critic_hidden == (400, 400, 400)
     assert SAC(cfg, env).target_entropy == -1.0
 
@@ -463,6 +463,80 @@ def test_vmap_over_seeds_matches_each_seed_and_target_keeps_critic_masks():
             assert not m.all()
             assert np.all(w[~m] == 0.0) and np.all(w[m] != 0.0)
     assert float(m_both["critic_sparsity"][0]) > 0.5
+
+
+def test_diagnose_matches_a_plain_reference():
+    """SAC's plasticity diagnostics (jitted) against a per-sample Python loop: the recent batch
+    (the newest rows of every task's ring), dormant fractions from NumPy activations, srank via
+    NumPy's SVD, and the Fisher trace as a loop of single-sample gradients over live weights."""
+    from jaxsparse.plasticity.interventions import PlasticityConfig
+
+    sac = SAC(
+        TINY,
+        ContinuousGymnaxVecEnv("Pendulum-v1", 4, num_tasks=2),
+        plan={"actor": GMP_SCHEDULE},
+        plasticity=PlasticityConfig(diagnostics=True, batch=6, tau=0.1, fisher_chunk=2),
+    )
+    state, _ = _train(sac, jax.random.PRNGKey(3), 3, vmapped=False)  # 30 suite steps
+    key = jax.random.PRNGKey(11)
+    out = jax.jit(sac.diagnose)(state, key)
+
+    # Recent batch: per task the 3 newest rows, newest first (pos - 1, pos - 2, pos - 3).
+    buf = state.buffer
+    pos, cap = int(buf.pos), buf.capacity
+    rows = [(pos - 1 - i) % cap for i in range(3)]
+    obs = np.concatenate([np.asarray(buf.data["obs"])[t, rows] for t in range(2)])
+    actions = np.concatenate([np.asarray(buf.data["action"])[t, rows] for t in range(2)])
+    np.testing.assert_array_equal(np.asarray(sac.recent_batch(buf)["obs"]), obs)
+    task = np.repeat([0, 1], 3)
+
+    net, params = sac.net, state.params
+
+    def hidden(apply, *args):
+        inter = apply(*args, task, False, mutable=["intermediates"])[1]["intermediates"]
+        return jax.tree_util.tree_flatten_with_path(inter)[0]
+
+    def dormant(acts):
+        fracs = []
+        for _, h in acts:
+            score = np.abs(np.asarray(h)).mean(axis=0)
+            fracs.append(score / (score.mean() + 1e-9) <= 0.1)
+        return np.concatenate(fracs).mean()
+
+    actor_acts = hidden(net.actor, params["actor"], obs)
+    critic_acts = hidden(net.critic, params["critic"], obs, actions)
+    np.testing.assert_allclose(out["actor_dormant"], dormant(actor_acts), atol=1e-6)
+    np.testing.assert_allclose(out["critic_dormant"], dormant(critic_acts), atol=1e-6)
+
+    def srank(h):
+        sigma = np.linalg.svd(np.asarray(h, np.float64), compute_uv=False)
+        return int(np.searchsorted(np.cumsum(sigma) / sigma.sum(), 0.99) + 1)
+
+    assert int(out["actor_erank"]) == srank(actor_acts[-1][1])
+    assert int(out["critic_erank"]) == srank(critic_acts[1][1])  # critic_0's last hidden layer
+
+    # Fisher: the same pre-tanh samples, one gradient per sample, pruned weights left out.
+    mean, log_std = net.actor(params["actor"], obs, task)
+    pre = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    masks = get_sparse_state(state.opt_state["actor"]).masks["actor"]
+    total = 0.0
+    for i in range(6):
+
+        def log_density(p, i=i):
+            m, ls = net.actor(p, obs[i : i + 1], task[i : i + 1])
+            z = (pre[i] - m[0]) / jnp.exp(ls[0])
+            return jnp.sum(-0.5 * z**2 - ls[0] - 0.5 * math.log(2 * math.pi))
+
+        grads = jax.grad(log_density)(params["actor"])
+        for g, m in zip(
+            jax.tree.leaves(grads),
+            jax.tree.leaves(masks, is_leaf=lambda x: x is None),
+            strict=True,
+        ):
+            g = np.asarray(g, np.float64)
+            total += np.sum(np.square(g if m is None else g * np.asarray(m)))
+    np.testing.assert_allclose(out["fisher_trace"], total / 6, rtol=1e-4)
+    assert float(out["fisher_trace"]) > 0.0
 
 
 # ---------------------------------------------------------------------------- learning

@@ -138,3 +138,30 @@ def test_bad_input():
         TaskSuite([Counter(0.0, 3)], 0)
     with pytest.raises(ValueError, match="2 task names for 1 environments"):
         TaskSuite([Counter(0.0, 3)], 2, ["a", "b"])
+
+
+def test_metaworld_fixed_goals_draw_k_reset_vectors_per_task_once():
+    """`fixed_goals=K`: every task gets K reset vectors drawn once with its own sampling rule (the
+    same for the same key), and every later draw is one of them; 0 samples freely."""
+    from jaxsparse.algos.task_suite import metaworld_suite
+
+    tasks = ["reach-v3", "push-v3"]
+    key = jax.random.PRNGKey(5)
+    s = metaworld_suite(tasks, 1, fixed_goals=3, goal_key=key)
+    again = metaworld_suite(tasks, 1, fixed_goals=3, goal_key=key)
+    for env, twin in zip(s.envs, again.envs, strict=True):
+        goals = np.asarray(env.goals)
+        assert goals.shape == (3, env.reset_dim) and len(np.unique(goals, axis=0)) == 3
+        np.testing.assert_array_equal(goals, np.asarray(twin.goals))
+        low, high = np.asarray(env.RESET_LOW), np.asarray(env.RESET_HIGH)
+        assert np.all((goals >= low - 1e-6) & (goals <= high + 1e-6))
+        drawn = np.asarray(jax.vmap(env.sample_rand_vec)(jax.random.split(key, 16)))
+        assert all(np.any(np.all(np.isclose(d, goals), axis=1)) for d in drawn)
+    assert not np.array_equal(
+        np.asarray(s.envs[0].goals)[:, :3], np.asarray(s.envs[1].goals)[:, :3]
+    )
+    assert metaworld_suite(["reach-v3"], 1).envs[0].goals is None
+    with pytest.raises(ValueError, match="give goal_key and no goals"):
+        metaworld_suite(["reach-v3"], 1, fixed_goals=2)
+    with pytest.raises(ValueError, match="fixed_goals"):
+        metaworld_suite(["reach-v3"], 1, fixed_goals=-1, goal_key=key)

@@ -283,3 +283,27 @@ def test_chunk_compiles_once_with_a_weakly_typed_env_state():
     for _ in range(2):
         state, _ = chunk(state)
     assert chunk._cache_size() == 1
+
+
+def test_checkpoints_leave_out_and_rebuild_zero_size_arrays(tmp_path):
+    """orbax refuses zero-size arrays (MJX's ``Data.act`` of a scene without actuator state):
+    the runner saves without them and rebuilds them, with their shape, dtype and sharding."""
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+
+    from jaxsparse.run.runner import _with_empty, _without_empty
+
+    state = {"a": jnp.arange(6.0).reshape(2, 3), "act": jnp.zeros((2, 0)), "n": jnp.int32(3)}
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "ckpt", _without_empty(state))
+        ckpt.wait_until_finished()
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+        )
+        restored = _with_empty(ckpt.restore(tmp_path / "ckpt", _without_empty(abstract)), abstract)
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for key, value in state.items():
+        assert restored[key].shape == value.shape and restored[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(restored[key], value)
+    with pytest.raises(ValueError, match="more arrays"):
+        _with_empty({"x": jnp.ones(2), "y": jnp.ones(2)}, {"x": abstract["a"]})

@@ -109,7 +109,9 @@ def test_sac_runs_logs_checkpoints_and_resumes_bit_for_bit(tmp_path):
 
 def test_gmp_on_the_actor_only_through_the_config(tmp_path):
     gmp = {"method": "gmp", "sparsity": 0.8, "start": 0.0, "end": 0.5, "freq": 4}
-    cfg = config_from_dict(tiny(sparsity={"modules": {"actor": gmp}}))
+    cfg = config_from_dict(
+        tiny(sparsity={"modules": {"actor": gmp}}, plasticity={"diagnostics": True, "batch": 8})
+    )
     # 40 gradient steps: start 0, end round(0.5 x 40) = 20, a prune every 4 gradient steps.
     assert sac_gradient_steps(cfg) == 40
     plan = build_plan(cfg)
@@ -134,6 +136,15 @@ def test_gmp_on_the_actor_only_through_the_config(tmp_path):
     np.testing.assert_allclose(final["critic_sparsity"], 0.0)
     assert np.all(np.abs(final["actor_sparsity"] - 0.8) < 0.01)
     assert np.all((final["sparsity"] > 0.0) & (final["sparsity"] < 0.8))
+    # Diagnostics of actor and critics at every evaluation (tests/algos/test_sac.py checks the
+    # numbers against a plain reference).
+    diag = pd.read_csv(tmp_path / "run" / "diagnostics.csv")
+    assert sorted(diag["step"].unique()) == [16, 32, 48, 64] and len(diag) == 8
+    for col in ("dormant", "actor_dormant", "critic_dormant", "actor_erank", "fisher_trace"):
+        assert diag[col].notna().all(), col
+    assert diag[["dormant", "actor_dormant", "critic_dormant"]].stack().between(0, 1).all()
+    assert (diag["actor_erank"] >= 1).all() and (diag["actor_erank"] <= 8).all()
+    assert (diag["fisher_trace"] > 0).all()
 
 
 def test_sac_schedule_converts_fractions_of_gradient_steps():
@@ -159,19 +170,19 @@ def test_sac_config_errors():
         config_from_dict(tiny(net={"arch": "mtppo"}))
     with pytest.raises(ConfigError, match=r"net\.arch 'mtmhsac' does not fit algo 'ppo'"):
         load_experiment("cartpole-ppo", ["net.arch=mtmhsac"])
-    for field, value in (("diagnostics", True), ("redo_every", 1000), ("reset_every", 1000)):
-        with pytest.raises(ConfigError, match=rf"plasticity\.{field}: .*not available with algo"):
-            config_from_dict(tiny(plasticity={field: value}))
-    # The default (None) resolves to off; an explicit off is fine too.
+    for field in ("redo_every", "reset_every"):
+        with pytest.raises(ConfigError, match=rf"plasticity\.{field}: .*interventions are for"):
+            config_from_dict(tiny(plasticity={field: 1000}))
+    # The default (None) resolves to off on gymnax (on for Meta-World); explicit values hold.
     assert not config_from_dict(tiny()).diagnostics
-    assert not config_from_dict(tiny(plasticity={"diagnostics": False})).diagnostics
+    assert config_from_dict(tiny(plasticity={"diagnostics": True})).diagnostics
     with pytest.raises(ConfigError, match=r"ppo\.\* settings are for algo 'ppo'"):
         config_from_dict(tiny(ppo={"lr": 1e-4}))
     with pytest.raises(ConfigError, match=r"sac\.\* settings are for algo 'sac'"):
         load_experiment("cartpole-ppo", ["sac.batch_size=64"])
     with pytest.raises(ConfigError, match=r"net\.hidden: not used by algo 'sac'"):
         config_from_dict(tiny(net={"hidden": 32}))
-    with pytest.raises(ConfigError, match=r"needs env\.kind 'gymnax'"):
+    with pytest.raises(ConfigError, match=r"needs env\.kind 'metaworld' .* or env\.kind 'gymnax'"):
         config_from_dict(tiny(env={"kind": "minigrid", "suite": "MT3"}))
     with pytest.raises(ConfigError, match=r"needs env\.best_return"):
         config_from_dict(tiny(env={"best_return": None}))
@@ -183,6 +194,50 @@ def test_sac_config_errors():
         config_from_dict(tiny(train={"eval_every": 24}))
     with pytest.raises(ConfigError, match=r"sac\.actor_hidden: List should have at least 1"):
         config_from_dict(tiny(sac={"actor_hidden": []}))
+
+
+def test_metaworld_config_checks():
+    """The MT10 experiments validate before anything compiles: MT10 names, ported tasks only,
+    success-rate scoring (no best/random return), fixed goals for Meta-World only."""
+    from envs.metaworld import PORTED_TASKS
+
+    ported = list(PORTED_TASKS)
+    for name in ("mt10-dense", "mt10-gmp", "mt10-gmp-ac", "mt10-set", "mt10-rigl", "mt10-mst"):
+        cfg = load_experiment(name, [f"env.suite=[{','.join(ported)}]"])
+        assert (cfg.algo, cfg.env.kind, cfg.env.fixed_goals, cfg.seeds) == (
+            "sac",
+            "metaworld",
+            50,
+            10,
+        )
+        # The MT10 protocol: 2M suite steps of 10 environments = 20M environment steps.
+        assert (cfg.train.total_steps, cfg.sac.warmup_steps, cfg.sac.batch_size) == (
+            2_000_000,
+            4_000,
+            1280,
+        )
+        if len(ported) < 10:  # "MT10" names the unported tasks, and says which are ported
+            with pytest.raises(ConfigError, match=r"not ported to MJX yet.*ported: \['reach-v3'"):
+                load_experiment(name)
+    gmp = load_experiment("mt10-gmp", ["env.suite=reach-v3"])
+    assert gmp.sparsity.method == "dense" and set(gmp.sparsity.modules) == {"actor"}
+    assert build_plan(gmp)["actor"] == GMP(
+        sparsity=0.95, start=99_800, end=1_596_800, freq=5000
+    )  # 5% and 80% of the 1,996,000 gradient steps
+    mw = {"kind": "metaworld", "suite": ["reach-v3"], "best_return": None, "random_return": None}
+    with pytest.raises(ConfigError, match=r"unknown Meta-World task\(s\) \['reach-v2'\]"):
+        config_from_dict(tiny(env={**mw, "suite": ["reach-v2"]}))
+    with pytest.raises(ConfigError, match=r"names a task more than once"):
+        config_from_dict(tiny(env={**mw, "suite": ["reach-v3", "reach-v3"]}))
+    with pytest.raises(ConfigError, match=r"env\.best_return: not used with env\.kind 'metaw"):
+        config_from_dict(tiny(env={**mw, "best_return": 10.0}))
+    with pytest.raises(ConfigError, match=r"env\.fixed_goals is for env\.kind 'metaworld'"):
+        config_from_dict(tiny(env={"fixed_goals": 1}))
+    with pytest.raises(ConfigError, match=r"env\.kind 'metaworld' is for algo 'sac'"):
+        load_experiment("cartpole-ppo", ["env.kind=metaworld", "env.suite=reach-v3"])
+    with pytest.raises(ConfigError, match=r"fixed_goals: Input should be greater than or equal"):
+        config_from_dict(tiny(env={**mw, "fixed_goals": -1}))
+    assert config_from_dict(tiny(env=mw)).env.suite == ["reach-v3"]
 
 
 def test_pendulum_experiment_builds():
