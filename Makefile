@@ -28,7 +28,7 @@ STUDY_BENCH ?= mt3 mt5 mt7
 STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
 REPORT_DIR ?= runs/report
 
-.PHONY: install test test-fast test-slow lint format train sparsity-demo lock clean \
+.PHONY: install test test-fast test-slow test-metaworld lint format train sparsity-demo lock clean \
 	minigrid-study minigrid-report $(MINIGRID_RUNS) $(MT10_RUNS)
 
 install: $(STAMP)
@@ -44,15 +44,20 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The whole suite, the long learning checks included (they are marked `slow`).
+# The whole suite, the long learning checks included (marked `slow`); the Meta-World SAC
+# learning check (`mjx_learning`) runs apart: `make test-metaworld`.
 test: lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 -m "not mjx_learning"
 
 test-fast: install
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not mjx_learning"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# Meta-World SAC learning checks (about 25 min on 2 cores, mostly compiling MJX).
+test-metaworld: install
+	$(PY) -m pytest -q -m mjx_learning
 
 format: install
 	$(VENV)/bin/ruff format .
