@@ -256,8 +256,16 @@ def test_run_dir_of_another_config_is_refused(tmp_path):
 def test_every_experiment_file_validates():
     names = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     assert {f"mt{b}-{m}" for b in (3, 5, 7) for m in ("dense", "gmp", "set")} <= set(names)
+    from envs.metaworld import PORTED_TASKS
+
     for name in names:
-        load_experiment(name)
+        if name.startswith("mt10-") and len(PORTED_TASKS) < 10:
+            # `env.suite: MT10` waits for the port; the ported tasks validate.
+            with pytest.raises(ConfigError, match="not ported to MJX yet"):
+                load_experiment(name)
+            load_experiment(name, [f"env.suite=[{','.join(PORTED_TASKS)}]"])
+        else:
+            load_experiment(name)
 
 
 def test_chunk_compiles_once_with_a_weakly_typed_env_state():
