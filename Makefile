@@ -55,7 +55,7 @@ test-fast: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# Meta-World SAC learning checks (about 25 min on 2 cores, mostly compiling MJX).
+# Meta-World SAC learning checks (about 35 min on 2 cores, 12 of them compiling MJX).
 test-metaworld: install
 	$(PY) -m pytest -q -m mjx_learning
 
