@@ -232,6 +232,8 @@ class ExperimentConfig(_Strict):
                 f"train.checkpoint_every ({tr.checkpoint_every}) must be a multiple of "
                 f"train.eval_every ({tr.eval_every})"
             )
+        if self.env.kind != "metaworld" and self.env.fixed_goals:
+            raise ValueError("env.fixed_goals is for env.kind 'metaworld' only")
         if self.algo == "sac":
             self._sac_consistent()
             return self
@@ -245,8 +247,6 @@ class ExperimentConfig(_Strict):
             raise ValueError("sac.* settings are for algo 'sac'; this experiment's algo is 'ppo'")
         if self.env.kind == "metaworld":
             raise ValueError("env.kind 'metaworld' is for algo 'sac' (multi-task SAC on MT10)")
-        if self.env.fixed_goals:
-            raise ValueError("env.fixed_goals is for env.kind 'metaworld' only")
         if self.env.random_return is not None:
             raise ValueError("env.random_return is for algo 'sac' only (PPO scores return/best)")
         if (self.net.arch == "mlp") != (self.env.kind == "gymnax"):
@@ -320,8 +320,6 @@ class ExperimentConfig(_Strict):
                 "algo 'sac' on gymnax needs env.best_return (the return that scores 1; with "
                 "negative returns also env.random_return, the return that scores 0)"
             )
-        if e.kind != "metaworld" and e.fixed_goals:
-            raise ValueError("env.fixed_goals is for env.kind 'metaworld' only")
         if self.ppo != PPOSection():
             raise ValueError("ppo.* settings are for algo 'ppo'; this experiment's algo is 'sac'")
         pl = self.plasticity
