@@ -57,14 +57,18 @@ from jaxsparse.algos.replay import ReplayState, replay_add, replay_init, replay_
 from jaxsparse.nets.multitask import flatten_intermediates
 from jaxsparse.nets.sac import (
     HIDDEN,
+    MOORE_EXPERTS,
+    SAC_ARCHS,
+    SOFTMOD_MT10,
     SACNetworks,
+    SoftModSpec,
     deterministic_action,
     tanh_gaussian_sample,
 )
 from jaxsparse.plasticity.interventions import PlasticityConfig
 from jaxsparse.plasticity.metrics import dormant_fraction, effective_rank, per_sample_fisher
 from jaxsparse.sparsity import apply_masks, count_active, sparsify
-from jaxsparse.sparsity.checks import check_int, check_range
+from jaxsparse.sparsity.checks import check_choice, check_int, check_range
 from jaxsparse.sparsity.control import cond_any
 from jaxsparse.sparsity.masks import FilterFn, default_filter
 from jaxsparse.sparsity.methods import SparseMethod
@@ -107,11 +111,17 @@ class SACConfig:
     warmup_steps: int = 4_000
     actor_hidden: tuple[int, ...] = HIDDEN
     critic_hidden: tuple[int, ...] = HIDDEN
+    # the networks (jaxsparse.nets.sac.SACNetworks): mtmhsac, mooresac (n_experts), softmod
+    arch: str = "mtmhsac"
+    n_experts: int = MOORE_EXPERTS
+    softmod: SoftModSpec = SOFTMOD_MT10
 
     def __post_init__(self) -> None:
         for name in ("steps_per_update", "batch_size", "buffer_size"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_choice("arch", self.arch, SAC_ARCHS)
+        check_int("n_experts", self.n_experts, minimum=1)
         check_range("gamma", self.gamma, 0.0, 1.0)
         check_range("tau", self.tau, 0.0, 1.0)
         check_range("init_alpha", self.init_alpha, 0.0, np.inf, low_open=True)
@@ -266,7 +276,19 @@ class SAC:
         self.target_entropy = (
             -float(env.action_dim) if config.target_entropy is None else config.target_entropy
         )
-        self.net = SACNetworks(T, env.action_dim, config.actor_hidden, config.critic_hidden)
+        # Our Meta-World suites append the one-hot task id to the observation
+        # (``append_task_id``); the architectures that take the task separately drop it.
+        task_dims = T if getattr(env, "append_task_id", False) else 0
+        self.net = SACNetworks(
+            T,
+            env.action_dim,
+            config.actor_hidden,
+            config.critic_hidden,
+            arch=config.arch,
+            n_experts=config.n_experts,
+            softmod=config.softmod,
+            obs_task_dims=task_dims,
+        )
         self.plan = plan
         self.plans = split_plan(plan)
         self.filter_fn = filter_fn
@@ -598,9 +620,10 @@ class SAC:
 
     def diagnose(self, state: SACState, key: Array) -> dict[str, Array]:
         """Plasticity diagnostics of actor and critics on the most recent transitions of the
-        replay buffer (``recent_batch``): tau-dormant fractions of the hidden layers (actor;
-        both critics pooled, on the buffer's actions), srank of each network's last hidden layer
-        (the critics': ``critic_0``), and the actor's Fisher trace
+        replay buffer (``recent_batch``): tau-dormant fractions of the hidden layers (the sown
+        activations; actor; both critics pooled, on the buffer's actions), srank of each
+        network's last hidden layer (``SACNetworks.actor_features``; the critics': ``critic_0``),
+        and the actor's Fisher trace
         ``E ||grad log pi(a|s)||^2`` over live weights, ``a ~ pi(.|s)`` (the log-density of the
         pre-tanh sample, whose tanh correction does not depend on the parameters)."""
         if not self.plasticity.diagnostics:
@@ -619,14 +642,12 @@ class SAC:
         critic_acts = flatten_intermediates(c_inter)
         actor_d = dormant_fraction(actor_acts, pl.tau)
         critic_d = dormant_fraction(critic_acts, pl.tau)
-        last = f"hidden_{len(self.config.actor_hidden) - 1}"
-        critic_last = f"critic_0/hidden_{len(self.config.critic_hidden) - 1}"
         out = {
             "dormant": (actor_d.count + critic_d.count) / (actor_d.total + critic_d.total),
             "actor_dormant": actor_d.overall,
             "critic_dormant": critic_d.overall,
-            "actor_erank": effective_rank(actor_acts[last]),
-            "critic_erank": effective_rank(critic_acts[critic_last]),
+            "actor_erank": effective_rank(actor_acts[net.actor_features]),
+            "critic_erank": effective_rank(critic_acts[net.critic_features]),
         }
         for name, frac in actor_d.per_layer.items():
             out[f"actor_dormant_{name}"] = frac

@@ -1,4 +1,5 @@
-"""MiniGrid feature extractors of the MOORE code: the 3-conv CNN, and its MoE / MOORE mixtures.
+"""Feature extractors of the MOORE code: the MiniGrid 3-conv CNN, the Meta-World MLP expert, and
+their MoE / MOORE mixtures.
 
 Every conv and the task-weight layer have a ``kernel`` leaf (convs: ``[2, 2, in, out]``, as
 ``nn.Conv``), so the sparse core (``default_filter``) prunes them. Hidden activations are sown
@@ -6,6 +7,9 @@ into ``"intermediates"`` for the plasticity metrics (a conv channel is one neuro
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -75,6 +79,31 @@ class MiniGridEncoder(nn.Module):
         return h.reshape(h.shape[0], -1)
 
 
+def xavier_uniform(gain: float = 1.0) -> nn.initializers.Initializer:
+    """PyTorch's ``xavier_uniform_(w, gain)``: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
+    return nn.initializers.variance_scaling(gain * gain, "fan_avg", "uniform")
+
+
+class MLPExpert(nn.Module):
+    """MOORE's Meta-World expert (``networks_sac.py``, ``--activation Linear``): ``Dense_{i}`` per
+    width in ``hidden``, ReLU after all but the last, which stays linear; xavier-uniform kernels
+    (gain sqrt(2) before a ReLU, 1 for the linear output), zero biases. Sows ``hidden_{i}``."""
+
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        n = len(self.hidden)
+        for i, width in enumerate(self.hidden):
+            last = i == n - 1
+            init = xavier_uniform(1.0 if last else math.sqrt(2.0))
+            x = nn.Dense(width, kernel_init=init, name=f"Dense_{i}")(x)
+            if not last:
+                x = nn.relu(x)
+            self.sow("intermediates", f"hidden_{i}", x)
+        return x
+
+
 def gram_schmidt(x: Array, eps: float = _GS_EPS) -> Array:
     """Orthonormalise the K vectors of each sample, ``[B, K, D]`` -> ``[B, K, D]`` (MOORE's layer).
 
@@ -95,8 +124,9 @@ def gram_schmidt(x: Array, eps: float = _GS_EPS) -> Array:
 class MixtureEncoder(nn.Module):
     """MoE (``orthogonal=False``) or MOORE (``True``) encoder: features = tanh(sum_k w_k e_k).
 
-    ``n_experts`` CNNs without the final Tanh (``expert_{k}``) give e_k; MOORE first
-    orthonormalises them per sample (``gram_schmidt``); the task weights are
+    ``n_experts`` experts (``expert_{k}``) give e_k: MiniGrid CNNs without the final Tanh, or with
+    ``expert_hidden`` Meta-World ``MLPExpert``s of those widths (input: any ``[B, D]`` vector).
+    MOORE first orthonormalises them per sample (``gram_schmidt``); the task weights are
     ``w = Dense(n_experts, use_bias=False)(one_hot(task))`` (``task_weights``), a prunable kernel.
     """
 
@@ -104,13 +134,22 @@ class MixtureEncoder(nn.Module):
     n_experts: int
     orthogonal: bool = False
     layer_norm: bool = False
+    expert_hidden: Sequence[int] | None = None
 
     @nn.compact
     def __call__(self, obs: Array, task_id: Array) -> Array:
-        experts = [
-            MiniGridEncoder(final_activation=False, layer_norm=self.layer_norm, name=f"expert_{k}")
-            for k in range(self.n_experts)
-        ]
+        if self.expert_hidden is not None:
+            if self.layer_norm:
+                raise ValueError("layer_norm is for the MiniGrid CNN experts only")
+            hidden = tuple(self.expert_hidden)
+            experts = [MLPExpert(hidden, name=f"expert_{k}") for k in range(self.n_experts)]
+        else:
+            experts = [
+                MiniGridEncoder(
+                    final_activation=False, layer_norm=self.layer_norm, name=f"expert_{k}"
+                )
+                for k in range(self.n_experts)
+            ]
         e = jnp.stack([expert(obs) for expert in experts], axis=1)  # [B, K, 1024]
         if self.orthogonal:
             e = gram_schmidt(e)

@@ -46,11 +46,15 @@ class TaskDense(nn.Module):
 
     n_tasks: int
     features: int
+    # None: lecun normal over each task's [in, out] slice, as nn.Dense; an initializer given here
+    # gets the whole [T, in, out] shape, so give it batch_axis=(0,) to keep T out of the fans.
+    kernel_init: nn.initializers.Initializer | None = None
 
     @nn.compact
     def __call__(self, x: Array, task_id: Array, task_major: bool = False) -> Array:
-        # Fan-in of each task's [in, out] slice, as nn.Dense (batch_axis keeps T out of the fan).
-        init = nn.initializers.lecun_normal(batch_axis=(0,))
+        init = self.kernel_init
+        if init is None:  # batch_axis keeps T out of the fan-in
+            init = nn.initializers.lecun_normal(batch_axis=(0,))
         kernel = self.param("kernel", init, (self.n_tasks, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.n_tasks, self.features))
         if task_major:

@@ -1,5 +1,7 @@
 """Multi-head SAC networks for Meta-World (SPEC "Networks"): an actor and twin critics, each an
-MLP of 3 hidden layers of 400 ReLU shared by all tasks with a per-task output layer.
+MLP of 3 hidden layers of 400 ReLU shared by all tasks with a per-task output layer
+(``mtmhsac``). ``SACNetworks(arch=...)`` also builds MOORE-SAC (``mooresac``) and Soft
+Modularization (``softmod``) from ``jaxsparse.nets.sac_archs``, behind the same interface.
 
 Inputs are an observation vector ``obs [B, obs_dim]`` (Meta-World's observation already ends with
 the one-hot task id) and, separately, the int task id ``task_id [B]`` that picks each sample's
@@ -30,14 +32,27 @@ import jax
 import jax.numpy as jnp
 
 from jaxsparse.nets.multitask import TaskDense
-from jaxsparse.sparsity.checks import check_int
+from jaxsparse.nets.sac_archs import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    MOORE_EXPERTS,
+    SOFTMOD_MT10,
+    MooreSACActor,
+    MooreSACTwinCritic,
+    SoftModActor,
+    SoftModSpec,
+    SoftModTwinCritic,
+)
+from jaxsparse.sparsity.checks import check_choice, check_int
 
 Array = jax.Array
 PyTree = Any
 
 HIDDEN = (400, 400, 400)
-LOG_STD_MIN = -20.0
-LOG_STD_MAX = 2.0
+SAC_ARCHS = ("mtmhsac", "mooresac", "softmod")
+# Default hidden widths per architecture: mtmhsac and MOORE's experts 3x400 (MOORE's MT10 run
+# script); Soft Modularization's base network 2x400 (its MT10 configs' hidden_shapes).
+DEFAULT_HIDDEN = {"mtmhsac": HIDDEN, "mooresac": HIDDEN, "softmod": (400, 400)}
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -121,34 +136,94 @@ def _check_task_id(task_id: Array, obs: Array) -> Array:
 
 @dataclass(frozen=True)
 class SACNetworks:
-    """The actor and the twin critics behind one small interface (parameters as a plain dict)."""
+    """The actor and the twin critics behind one small interface (parameters as a plain dict).
+
+    ``arch``: ``mtmhsac`` (``SACActor``/``TwinCritic``, widths ``actor_hidden``/``critic_hidden``),
+    ``mooresac`` (``n_experts`` MLP experts of those widths each) or ``softmod`` (base networks
+    of those widths, module sizes from ``softmod``). ``obs_task_dims``: how many trailing columns
+    of the observation are the one-hot task id (our Meta-World suites append it; 0: none);
+    ``mooresac`` and ``softmod`` drop them (they take the task through their task encoder /
+    embedding only, as the official codes), ``mtmhsac`` reads the observation whole.
+    """
 
     n_tasks: int
     action_dim: int
     actor_hidden: Sequence[int] = HIDDEN
     critic_hidden: Sequence[int] = HIDDEN
+    arch: str = "mtmhsac"
+    n_experts: int = MOORE_EXPERTS
+    softmod: SoftModSpec = SOFTMOD_MT10
+    obs_task_dims: int = 0
 
     def __post_init__(self) -> None:
         check_int("n_tasks", self.n_tasks, minimum=1)
         check_int("action_dim", self.action_dim, minimum=1)
+        check_choice("arch", self.arch, SAC_ARCHS)
+        check_int("n_experts", self.n_experts, minimum=1)
+        check_int("obs_task_dims", self.obs_task_dims, minimum=0)
+        if not isinstance(self.softmod, SoftModSpec):
+            raise TypeError(f"softmod must be a SoftModSpec, got {self.softmod!r}")
         for name in ("actor_hidden", "critic_hidden"):
             widths = tuple(getattr(self, name))
+            if not widths:
+                raise ValueError(f"{name} must name at least one hidden layer width")
             for w in widths:
                 check_int(f"{name} width", w, minimum=1)
+            if self.arch == "mooresac" and widths[-1] < self.n_experts:
+                raise ValueError(
+                    f"{name}[-1] ({widths[-1]}) must be at least n_experts ({self.n_experts}): "
+                    "Gram-Schmidt needs as many dimensions as experts"
+                )
             object.__setattr__(self, name, widths)
 
     @property
-    def actor_module(self) -> SACActor:
+    def actor_module(self) -> nn.Module:
+        if self.arch == "mooresac":
+            return MooreSACActor(self.n_tasks, self.action_dim, self.n_experts, self.actor_hidden)
+        if self.arch == "softmod":
+            return SoftModActor(self.n_tasks, self.action_dim, self.actor_hidden, self.softmod)
         return SACActor(self.n_tasks, self.action_dim, self.actor_hidden)
 
     @property
-    def critic_module(self) -> TwinCritic:
+    def critic_module(self) -> nn.Module:
+        if self.arch == "mooresac":
+            return MooreSACTwinCritic(self.n_tasks, self.n_experts, self.critic_hidden)
+        if self.arch == "softmod":
+            return SoftModTwinCritic(self.n_tasks, self.critic_hidden, self.softmod)
         return TwinCritic(self.n_tasks, self.critic_hidden)
+
+    @property
+    def actor_features(self) -> str:
+        """The sown ``"intermediates"`` name (``flatten_intermediates``) of the actor's last
+        hidden layer, the input of its output layer (its effective rank is a diagnostic)."""
+        if self.arch == "mtmhsac":
+            return f"hidden_{len(self.actor_hidden) - 1}"
+        return "features"
+
+    @property
+    def critic_features(self) -> str:
+        """As ``actor_features``, for the first critic (``critic_0/...``)."""
+        if self.arch == "mtmhsac":
+            return f"critic_0/hidden_{len(self.critic_hidden) - 1}"
+        return "critic_0/features"
+
+    def state(self, obs: Array) -> Array:
+        """What the networks read of ``obs``: all of it (``mtmhsac``), or without the trailing
+        ``obs_task_dims`` one-hot columns."""
+        k = self.obs_task_dims
+        if self.arch == "mtmhsac" or not k:
+            return obs
+        if obs.shape[-1] <= k:
+            raise ValueError(
+                f"obs has {obs.shape[-1]} columns; cannot drop obs_task_dims={k} task-id columns"
+            )
+        return obs[..., : obs.shape[-1] - k]
 
     def init(self, key: Array, obs: Array, task_id: Array) -> dict[str, PyTree]:
         """``{"actor": ..., "critic": ...}`` for observations like ``obs [B, obs_dim]``."""
         task_id = _check_task_id(task_id, obs)
         k_actor, k_critic = jax.random.split(key)
+        obs = self.state(obs)
         action = jnp.zeros((obs.shape[0], self.action_dim), jnp.float32)
         actor = self.actor_module.init(k_actor, obs, task_id)["params"]
         critic = self.critic_module.init(k_critic, obs, action, task_id)["params"]
@@ -159,7 +234,9 @@ class SACNetworks:
     ) -> Any:
         """``(mean, log_std)`` from the actor's parameters (``params["actor"]``)."""
         task_id = _check_task_id(task_id, obs)
-        return self.actor_module.apply({"params": params}, obs, task_id, task_major, **kwargs)
+        return self.actor_module.apply(
+            {"params": params}, self.state(obs), task_id, task_major, **kwargs
+        )
 
     def critic(
         self,
@@ -173,7 +250,7 @@ class SACNetworks:
         """``Q [B, 2]`` from the critics' parameters (``params["critic"]`` or a target copy)."""
         task_id = _check_task_id(task_id, obs)
         return self.critic_module.apply(
-            {"params": params}, obs, action, task_id, task_major, **kwargs
+            {"params": params}, self.state(obs), action, task_id, task_major, **kwargs
         )
 
 

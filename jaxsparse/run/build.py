@@ -24,8 +24,9 @@ from jaxsparse.algos.sac_envs import ContinuousGymnaxVecEnv
 from jaxsparse.algos.task_suite import TaskSuite, metaworld_suite
 from jaxsparse.nets import make_network
 from jaxsparse.nets.mlp import MLPActorCritic
+from jaxsparse.nets.sac_archs import SoftModSpec
 from jaxsparse.plasticity.interventions import PlasticityConfig
-from jaxsparse.run.config import ExperimentConfig, MethodConfig, metaworld_tasks
+from jaxsparse.run.config import MOORE_SAC_EXPERTS, ExperimentConfig, MethodConfig, metaworld_tasks
 from jaxsparse.run.envs import (
     FlaxAgent,
     GymnaxVecEnv,
@@ -34,12 +35,31 @@ from jaxsparse.run.envs import (
     vector_inputs,
 )
 from jaxsparse.sparsity import SparseMethod, default_filter, make_method
+from jaxsparse.sparsity.masks import FilterFn
 from jaxsparse.sparsity.plan import Plan
 
 Array = jax.Array
 
 # Method-specific defaults for the schedule window, as fractions of training.
 _WINDOWS = {"gmp": (0.05, 0.8), "grow": (0.05, 0.8), "set": (0.0, None), "rigl": (0.0, None)}
+
+
+# The layers that read only the one-hot task id: MoE/MOORE's task weights (T x n_experts) and
+# Soft Modularization's task embedding (T x width).
+TASK_LAYERS = ("task_weights", "task_embedding")
+
+
+def task_layer_filter(prune_task_layers: bool) -> FilterFn:
+    """``default_filter``, without the task layers (``TASK_LAYERS``) unless ``prune_task_layers``
+    (``net.prune_task_weights``): pruned to the global sparsity they would cut whole tasks off
+    their experts / routing."""
+
+    def filter_fn(path: str, leaf: Any) -> bool:
+        if not prune_task_layers and any(p in TASK_LAYERS for p in path.split("/")):
+            return False
+        return default_filter(path, leaf)
+
+    return filter_fn
 
 
 def steps_to_updates(steps: float, steps_per_update: int) -> int:
@@ -214,12 +234,23 @@ def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
         eval_env = ContinuousGymnaxVecEnv(e.suite, e.eval_episodes_per_task)
         best_return = e.best_return
         random_return = 0.0 if e.random_return is None else e.random_return
+    n = cfg.net
     fields = sc.model_dump()
     fields["actor_hidden"] = tuple(sc.actor_hidden)
     fields["critic_hidden"] = tuple(sc.critic_hidden)
+    fields["arch"] = n.arch
+    fields["n_experts"] = n.n_experts if n.n_experts is not None else MOORE_SAC_EXPERTS
+    fields["softmod"] = SoftModSpec(**n.softmod.model_dump())
     pl = cfg.plasticity
     plasticity = PlasticityConfig(diagnostics=cfg.diagnostics, batch=pl.batch, tau=pl.tau)
-    sac = SAC(SACConfig(**fields), env, build_plan(cfg), eval_env=eval_env, plasticity=plasticity)
+    sac = SAC(
+        SACConfig(**fields),
+        env,
+        build_plan(cfg),
+        eval_env=eval_env,
+        filter_fn=task_layer_filter(n.prune_task_weights),
+        plasticity=plasticity,
+    )
     spu = cfg.steps_per_update
     updates_per_chunk = cfg.train.eval_every // spu
     return Trainer(
@@ -256,11 +287,7 @@ def build_trainer(cfg: ExperimentConfig) -> Trainer:
     spu = cfg.steps_per_update
     num_updates = cfg.train.total_steps // spu
 
-    def filter_fn(path: str, leaf: Any) -> bool:
-        if not n.prune_task_weights and "task_weights" in path.split("/"):
-            return False
-        return default_filter(path, leaf)
-
+    filter_fn = task_layer_filter(n.prune_task_weights)
     pl = cfg.plasticity
 
     def every(steps: int) -> int:

@@ -21,7 +21,15 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 Method = Literal["dense", "static", "gmp", "set", "rigl", "grow"]
 PPO_ARCHS = ("mtppo", "moe", "moore", "mlp")
-SAC_ARCHS = ("mtmhsac",)
+SAC_ARCHS = ("mtmhsac", "mooresac", "softmod")  # = jaxsparse.nets.sac.SAC_ARCHS
+# sac.actor_hidden / sac.critic_hidden when left out (= jaxsparse.nets.sac.DEFAULT_HIDDEN): 3x400
+# (MT-SAC; MOORE's experts), 2x400 (Soft Modularization's base network, its MT10 configs).
+MOORE_SAC_EXPERTS = 4  # net.n_experts None with mooresac (MOORE's MT10 setting)
+SAC_DEFAULT_HIDDEN = {
+    "mtmhsac": [400, 400, 400],
+    "mooresac": [400, 400, 400],
+    "softmod": [400, 400],
+}
 Width = Annotated[int, Field(ge=1)]
 
 
@@ -70,18 +78,37 @@ class EnvConfig(_Strict):
         return self
 
 
-class NetConfig(_Strict):
-    """PPO: mtppo/moe/moore (MiniGrid), mlp (gymnax). SAC: mtmhsac (multi-head actor and twin
-    critics, ``jaxsparse.nets.sac``; widths in the ``sac`` section, the other fields unused)."""
+class SoftModSection(_Strict):
+    """Soft Modularization's sizes (``jaxsparse.nets.sac_archs.SoftModSpec``); defaults: the
+    official MT10 "Shallow" config (its "Deep" one: layers 4, modules 4, module_hidden 128). The
+    base network's widths are ``sac.actor_hidden`` / ``sac.critic_hidden``."""
 
-    arch: Literal["mtppo", "moe", "moore", "mlp", "mtmhsac"] = "mtppo"
+    layers: int = Field(2, ge=2, description="layers of modules")
+    modules: int = Field(2, ge=1, description="modules per layer")
+    module_hidden: int = Field(256, ge=1, description="width of every module")
+    gating_hidden: int = Field(256, ge=1, description="width of the routing network")
+    gating_layers: int = Field(2, ge=0, description="layers of the routing network")
+
+
+class NetConfig(_Strict):
+    """PPO: mtppo/moe/moore (MiniGrid), mlp (gymnax). SAC (``jaxsparse.nets.sac``): mtmhsac
+    (multi-head actor and twin critics), mooresac (MOORE: orthogonal mixture of MLP experts,
+    per-task heads), softmod (Soft Modularization, ``net.softmod``); widths in the ``sac``
+    section."""
+
+    arch: Literal["mtppo", "moe", "moore", "mlp", "mtmhsac", "mooresac", "softmod"] = "mtppo"
     layer_norm: bool = False
     shared_encoder: bool | None = Field(None, description="None: MTPPO shared, MoE/MOORE not")
-    n_experts: int | None = Field(None, ge=1, description="None: MT3 2, MT5 3, MT7 4")
+    n_experts: int | None = Field(
+        None, ge=1, description="None: MT3 2, MT5 3, MT7 4; mooresac: 4 (MOORE's MT10)"
+    )
     hidden: int = Field(64, ge=1, description="mlp only")
     prune_task_weights: bool = Field(
-        False, description="prune the MoE/MOORE task-weight layer (T x n_experts) too"
+        False,
+        description="prune the MoE/MOORE task-weight layer (T x n_experts) too; softmod: its "
+        "task embedding (T x width)",
     )
+    softmod: SoftModSection = Field(default_factory=SoftModSection, description="softmod only")
 
 
 class MethodConfig(_Strict):
@@ -154,8 +181,14 @@ class SACSection(_Strict):
         description="suite steps of uniform random actions, no gradient steps (MT10's 40k "
         "environment steps = 4k suite steps of its 10 environments)",
     )
-    actor_hidden: list[Width] = Field([400, 400, 400], min_length=1)
-    critic_hidden: list[Width] = Field([400, 400, 400], min_length=1)
+    # None (left out): net.arch's default, filled in when the experiment validates
+    # (SAC_DEFAULT_HIDDEN: mtmhsac, mooresac 400x3; softmod 400x2).
+    actor_hidden: list[Width] | None = Field(
+        None, min_length=1, description="None: the arch's (mtmhsac/mooresac 400x3, softmod 400x2)"
+    )
+    critic_hidden: list[Width] | None = Field(
+        None, min_length=1, description="None: the arch's (mtmhsac/mooresac 400x3, softmod 400x2)"
+    )
 
 
 class PlasticitySection(_Strict):
@@ -209,6 +242,27 @@ class ExperimentConfig(_Strict):
         d = self.plasticity.diagnostics
         return self.env.kind in ("minigrid", "metaworld") if d is None else d
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sac_widths(cls, data: Any) -> Any:
+        """``algo: sac``: ``sac.actor_hidden`` / ``sac.critic_hidden`` left out (or None) take
+        ``net.arch``'s default widths (``SAC_DEFAULT_HIDDEN``), so a saved config names them."""
+        if not isinstance(data, dict) or data.get("algo") != "sac":
+            return data
+        net = data.get("net")
+        arch = net.get("arch") if isinstance(net, dict) else getattr(net, "arch", None)
+        widths = SAC_DEFAULT_HIDDEN.get(arch) if isinstance(arch, str) else None
+        sac = data.get("sac", {})
+        if widths is None or not isinstance(sac, dict | SACSection):
+            return data  # a wrong arch or section: the checks report it
+        fill = {
+            k: list(widths)
+            for k in ("actor_hidden", "critic_hidden")
+            if (sac.get(k) if isinstance(sac, dict) else getattr(sac, k)) is None
+        }
+        sac = {**sac, **fill} if isinstance(sac, dict) else sac.model_copy(update=fill)
+        return {**data, "sac": sac}
+
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         spu, tr = self.steps_per_update, self.train
@@ -245,6 +299,11 @@ class ExperimentConfig(_Strict):
             )
         if self.sac != SACSection():
             raise ValueError("sac.* settings are for algo 'sac'; this experiment's algo is 'ppo'")
+        if self.net.softmod != SoftModSection():
+            raise ValueError(
+                "net.softmod: only for net.arch 'softmod' (algo 'sac'); this experiment's algo is "
+                "'ppo'"
+            )
         if self.env.kind == "metaworld":
             raise ValueError("env.kind 'metaworld' is for algo 'sac' (multi-task SAC on MT10)")
         if self.env.random_return is not None:
@@ -288,16 +347,33 @@ class ExperimentConfig(_Strict):
                 f"{'/'.join(map(repr, SAC_ARCHS))} with algo 'sac' "
                 f"({'/'.join(map(repr, PPO_ARCHS))} with algo 'ppo')"
             )
+        arch, default = self.net.arch, NetConfig()
+        used = {
+            "mtmhsac": (),
+            "mooresac": ("n_experts", "prune_task_weights"),
+            "softmod": ("softmod", "prune_task_weights"),
+        }[arch]
         unused = [
             f"net.{k}"
-            for k, v in self.net.model_dump(exclude={"arch"}).items()
-            if v != NetConfig.model_fields[k].default
+            for k in NetConfig.model_fields
+            if k != "arch" and k not in used and getattr(self.net, k) != getattr(default, k)
         ]
         if unused:
+            extra = f"; it reads net.{', net.'.join(used)}" if used else ""
             raise ValueError(
-                f"{', '.join(unused)}: not used by algo 'sac' (its network widths are "
-                "sac.actor_hidden / sac.critic_hidden)"
+                f"{', '.join(unused)}: not used by algo 'sac' with net.arch {arch!r} (its network "
+                f"widths are sac.actor_hidden / sac.critic_hidden{extra})"
             )
+        n_experts = self.net.n_experts or MOORE_SAC_EXPERTS
+        if arch == "mooresac":
+            for name in ("actor_hidden", "critic_hidden"):
+                widths = getattr(self.sac, name)
+                if widths[-1] < n_experts:
+                    raise ValueError(
+                        f"sac.{name}[-1] ({widths[-1]}) must be at least net.n_experts "
+                        f"({n_experts}) for net.arch 'mooresac' (Gram-Schmidt orthonormalises "
+                        "the experts' last-layer outputs)"
+                    )
         e = self.env
         if e.kind == "metaworld":
             metaworld_tasks(e.suite)
