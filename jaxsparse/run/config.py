@@ -181,13 +181,13 @@ class SACSection(_Strict):
         description="suite steps of uniform random actions, no gradient steps (MT10's 40k "
         "environment steps = 4k suite steps of its 10 environments)",
     )
-    # None (left out): net.arch's default, filled in when the experiment validates
-    # (SAC_DEFAULT_HIDDEN: mtmhsac, mooresac 400x3; softmod 400x2).
-    actor_hidden: list[Width] | None = Field(
-        None, min_length=1, description="None: the arch's (mtmhsac/mooresac 400x3, softmod 400x2)"
+    # Left out of an algo 'sac' experiment: net.arch's default (SAC_DEFAULT_HIDDEN), filled in
+    # when the experiment validates (``ExperimentConfig._sac_widths``).
+    actor_hidden: list[Width] = Field(
+        [400, 400, 400], min_length=1, description="left out: the arch's (softmod: 400x2)"
     )
-    critic_hidden: list[Width] | None = Field(
-        None, min_length=1, description="None: the arch's (mtmhsac/mooresac 400x3, softmod 400x2)"
+    critic_hidden: list[Width] = Field(
+        [400, 400, 400], min_length=1, description="left out: the arch's (softmod: 400x2)"
     )
 
 
@@ -245,23 +245,19 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _sac_widths(cls, data: Any) -> Any:
-        """``algo: sac``: ``sac.actor_hidden`` / ``sac.critic_hidden`` left out (or None) take
-        ``net.arch``'s default widths (``SAC_DEFAULT_HIDDEN``), so a saved config names them."""
+        """``algo: sac``: ``sac.actor_hidden`` / ``sac.critic_hidden`` left out take
+        ``net.arch``'s default widths (``SAC_DEFAULT_HIDDEN``; the field default, 400x3, is
+        mtmhsac's), so a saved config names them."""
         if not isinstance(data, dict) or data.get("algo") != "sac":
             return data
         net = data.get("net")
         arch = net.get("arch") if isinstance(net, dict) else getattr(net, "arch", None)
         widths = SAC_DEFAULT_HIDDEN.get(arch) if isinstance(arch, str) else None
         sac = data.get("sac", {})
-        if widths is None or not isinstance(sac, dict | SACSection):
-            return data  # a wrong arch or section: the checks report it
-        fill = {
-            k: list(widths)
-            for k in ("actor_hidden", "critic_hidden")
-            if (sac.get(k) if isinstance(sac, dict) else getattr(sac, k)) is None
-        }
-        sac = {**sac, **fill} if isinstance(sac, dict) else sac.model_copy(update=fill)
-        return {**data, "sac": sac}
+        if widths is None or not isinstance(sac, dict):
+            return data  # a wrong arch or section (the checks report it), or a built section
+        fill = {k: list(widths) for k in ("actor_hidden", "critic_hidden") if k not in sac}
+        return {**data, "sac": {**sac, **fill}}
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
