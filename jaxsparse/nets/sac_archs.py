@@ -49,9 +49,11 @@ the "MT10 Shallow" setting; ``modular_4_4_2_128`` is the "Deep" one):
   previous (flattened, post-softmax: ``pre_softmax false``) ones: ``relu(Linear(prev) * g)`` ->
   ``Linear(n*n)`` -> softmax; the last gives ``n`` weights that pool the last layer's modules.
 - modules: ``num_layers 2`` layers of ``num_modules 2`` modules, each ``Linear(module_hidden
-  256)``; layer 0 reads ``s``; module ``j`` of layer ``l+1`` reads ``relu(sum_k W_l[j, k]
-  out_k)``; the output is ``Linear(relu(sum_k w_k out_k), out)``, one layer shared by all tasks
-  (the paper's MT10 networks have no per-task heads; the task enters through the routing).
+  256)`` (a layer's modules stacked in one ``ModuleLayer``, kernel ``[n, in, 256]``, so GMP's
+  per-layer sparsity is per module layer); layer 0 reads ``s``; module ``j`` of layer ``l+1``
+  reads ``relu(sum_k W_l[j, k] out_k)``; the output is ``Linear(relu(sum_k w_k out_k), out)``,
+  one layer shared by all tasks (the paper's MT10 networks have no per-task heads; the task
+  enters through the routing).
 - ``add_bn false``; initialisation as ``torchrl/networks/init.py``: ``basic_init`` (kernels
   U(+-1/sqrt(fan_in)), biases 0.1) everywhere but the routing logits and the output layer
   (``uniform_init``: kernels and biases U(+-3e-3)), so routing starts near uniform.
@@ -234,6 +236,22 @@ def _last_dense(features: int, name: str) -> nn.Dense:
     )
 
 
+class ModuleLayer(nn.Module):
+    """One layer of ``n`` modules, module ``j`` a ``Linear(in, features)`` on its own input:
+    ``[B, n, in] -> [B, n, features]``, ``kernel [n, in, features]`` (``basic_init`` per module:
+    U(+-1/sqrt(in)), ``bias [n, features]`` 0.1)."""
+
+    n: int
+    features: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform", batch_axis=(0,))
+        kernel = self.param("kernel", init, (self.n, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.constant(0.1), (self.n, self.features))
+        return jnp.einsum("bni,nio->bno", x, kernel) + bias
+
+
 def _softmod(
     module: nn.Module,
     x: Array,
@@ -281,16 +299,16 @@ def _softmod(
         module.sow("routing", f"weights_{layer}", w)
     module.sow("routing", "last_weights", last_weights)
 
-    # Base network of modules, softly routed layer to layer.
+    # Base network of modules, softly routed layer to layer. The n modules of a layer are one
+    # ModuleLayer (kernel [n, in, hid]): one batched matmul per layer instead of n small ones
+    # (the official code loops over modules; its TODO suggests a 1x1 convolution instead).
     hid = spec.module_hidden
-    outs = jnp.stack([_basic_dense(hid, f"module_0_{j}")(h) for j in range(n)], axis=1)
+    outs = ModuleLayer(n, hid, name="modules_0")(jnp.broadcast_to(h[:, None], (b, n, h.shape[-1])))
     for layer in range(1, spec.layers):
         # module j of this layer reads sum_k W[j, k] out_k of the previous layer's modules
         mixed = nn.relu(jnp.einsum("bjk,bkh->bjh", weights[layer - 1], outs))  # [B, n, hid]
         module.sow("intermediates", f"hidden_modules_{layer}", mixed.reshape(b, n * hid))
-        outs = jnp.stack(
-            [_basic_dense(hid, f"module_{layer}_{j}")(mixed[:, j]) for j in range(n)], axis=1
-        )
+        outs = ModuleLayer(n, hid, name=f"modules_{layer}")(mixed)
     features = nn.relu(jnp.einsum("bk,bkh->bh", last_weights, outs))
     module.sow("intermediates", "features", features)
     return _last_dense(out, "head")(features)
@@ -301,7 +319,8 @@ class SoftModNet(nn.Module):
 
     Parameters: ``base_{i}`` (the base MLP), ``task_embedding``, ``gating_{i}``, ``route_{l}``
     (``l < layers - 1``; ``n*n`` routing logits), ``route_cond_{l}`` (``1 <= l < layers - 1``),
-    ``route_cond_last``, ``route_last`` (``n`` pooling logits), ``module_{l}_{j}``, ``head``.
+    ``route_cond_last``, ``route_last`` (``n`` pooling logits), ``modules_{l}`` (``ModuleLayer``:
+    the layer's n modules, kernel ``[n, in, module_hidden]``), ``head``.
     """
 
     n_tasks: int
