@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxsparse.algos.ppo import PPO, PPOConfig
 from jaxsparse.algos.sac import SAC, SACConfig, SACState
@@ -26,7 +27,13 @@ from jaxsparse.nets import make_network
 from jaxsparse.nets.mlp import MLPActorCritic
 from jaxsparse.nets.sac_archs import SoftModSpec
 from jaxsparse.plasticity.interventions import PlasticityConfig
-from jaxsparse.run.config import MOORE_SAC_EXPERTS, ExperimentConfig, MethodConfig, metaworld_tasks
+from jaxsparse.run.config import (
+    MOORE_SAC_EXPERTS,
+    ConfigError,
+    ExperimentConfig,
+    MethodConfig,
+    metaworld_tasks,
+)
 from jaxsparse.run.envs import (
     FlaxAgent,
     GymnaxVecEnv,
@@ -36,7 +43,7 @@ from jaxsparse.run.envs import (
 )
 from jaxsparse.sparsity import SparseMethod, default_filter, make_method
 from jaxsparse.sparsity.masks import FilterFn
-from jaxsparse.sparsity.plan import Plan
+from jaxsparse.sparsity.plan import Plan, resolve_plan
 
 Array = jax.Array
 
@@ -217,6 +224,21 @@ def metaworld_envs(cfg: ExperimentConfig) -> tuple[TaskSuite, TaskSuite]:
     return env, eval_env
 
 
+def check_sac_plan(sac: SAC, obs_dim: int, arch: str) -> None:
+    """Raise ``ConfigError`` before anything compiles when a ``sparsity.modules`` key names no
+    prunable layer of ``arch``'s networks (parameter shapes from ``jax.eval_shape``: a key such
+    as ``critic/critic_0/Dense_0`` is an ``mtmhsac`` layer)."""
+    T = sac.env.num_tasks
+    obs = jax.ShapeDtypeStruct((T, obs_dim), jnp.float32)
+    task = jax.ShapeDtypeStruct((T,), jnp.int32)
+    params = jax.eval_shape(sac.net.init, jax.random.PRNGKey(0), obs, task)
+    for name, plan in sac.plans.items():
+        try:
+            resolve_plan(plan, {name: params[name]}, sac.filter_fn)
+        except ValueError as err:
+            raise ConfigError(f"sparsity.modules with net.arch {arch!r}: {err}") from None
+
+
 def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
     """SAC on Meta-World tasks (MJX, scored by success rate) or on one continuous gymnax
     environment (``env.num_envs_per_task`` copies, one task, scored by normalised return)."""
@@ -251,6 +273,7 @@ def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
         filter_fn=task_layer_filter(n.prune_task_weights),
         plasticity=plasticity,
     )
+    check_sac_plan(sac, env.obs_dim, n.arch)
     spu = cfg.steps_per_update
     updates_per_chunk = cfg.train.eval_every // spu
     return Trainer(

@@ -390,6 +390,13 @@ def test_config_errors_name_the_field_and_the_choices():
         load_experiment("pendulum-sac", ["net.arch=softmod", "net.softmod.layers=1"])
     with pytest.raises(ConfigError, match=r"sac\.critic_hidden\[-1\] \(3\) must be at least net\."):
         load_experiment("pendulum-sac", ["net.arch=mooresac", "sac.critic_hidden=[16,3]"])
+    # A sparsity.modules key of mtmhsac's layers fails when the trainer is built (shapes only).
+    modules = "sparsity.modules={critic/critic_0/Dense_0: {method: dense}}"
+    cfg = load_experiment("pendulum-sac", ["net.arch=softmod", modules])
+    with pytest.raises(
+        ConfigError, match=r"net\.arch 'softmod': plan key 'critic/critic_0/Dense_0"
+    ):
+        build_trainer(cfg)
     # Widths left out take the arch's defaults; given ones stay.
     data = yaml.safe_load(experiment_path("pendulum-sac").read_text())
     data["name"] = "pendulum-sac"
