@@ -36,7 +36,8 @@ MOORE-SAC (Hendawy et al., ICLR 2024), from the official code (github AhmedMagdy
 Soft Modularization (Yang et al., NeurIPS 2020), from the official code (github
 RchalYang/Soft-Module: ``torchrl/networks/nets.py`` ``ModularGatedCascadeCondNet``,
 ``starter/mt_para_mtsac_modular_gated_cas.py`` and ``meta_config/mt10/modular_2_2_2_256_*.json``,
-the "MT10 Shallow" setting; ``modular_4_4_2_128`` is the "Deep" one):
+the README's "MT10 Shallow" setting, our default; its "Deep" one, ``modular_4_4_2_128``, is
+``net.softmod.layers=4 modules=4 module_hidden=128``):
 
 - base network: the state through ``hidden_shapes [400, 400]`` (ReLU between, the last layer
   linear), giving ``s``; the task embedding ``e = Linear(one_hot(task), 400)``
@@ -60,6 +61,11 @@ the "MT10 Shallow" setting; ``modular_4_4_2_128`` is the "Deep" one):
 - the critic is the same network on ``concat(state, action)`` (``FlattenModularGatedCascadeCond
   Net``), two copies. The algorithm's ``temp_reweight`` (per-task loss weights from the
   temperatures) is an SAC change, not a network one, and is not implemented here.
+
+Batches: ``task_major=True`` (T equal task-major blocks, as SAC's updates) runs MOORE's heads as
+one matmul per task (``TaskDense``); Soft Modularization has no per-task layer but its one-hot
+embedding and ignores the flag. Both are plain functions of their inputs, so ``jax.vmap`` over
+seeds applies as to ``mtmhsac``.
 
 Plasticity diagnostics: hidden activations are sown as ``"intermediates"`` (ReLU/tanh outputs,
 plus MOORE's linear expert outputs, as the MiniGrid MOORE's last conv); the features that feed
