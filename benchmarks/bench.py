@@ -101,7 +101,7 @@ MODES: dict[str, dict[str, Any]] = {
         "reps": 3,
         "minigrid_suites": ["MT3", "MT5", "MT7"],
         "minigrid_sizes": [1, 64, 512],
-        "env_scan_steps": 200,
+        "env_scan_steps": 2000,
         "mw_tasks": [],  # each MJX batch size compiles for minutes on CPU: full mode only
         "mw_sizes": [],
         "train_methods": ["dense", "gmp", "set", "rigl", "dense+diagnostics"],
@@ -117,7 +117,7 @@ MODES: dict[str, dict[str, Any]] = {
         "reps": 5,
         "minigrid_suites": ["MT3", "MT5", "MT7"],
         "minigrid_sizes": [1, 64, 512, 4096],
-        "env_scan_steps": 200,
+        "env_scan_steps": 2000,
         "mw_tasks": "ported",
         "mw_sizes": [16, 128],
         "train_methods": ["dense", "gmp", "set", "rigl", "dense+diagnostics"],
@@ -134,11 +134,11 @@ MODES: dict[str, dict[str, Any]] = {
 
 # ----------------------------------------------------------------------------- timing helpers
 def timed(fn: Callable[[], Any], reps: int) -> dict[str, float]:
-    """First call (compile + run) timed apart, one warm-up call, then ``reps`` timed calls."""
+    """A warm-up call (timed apart: it compiles what is not compiled ahead of time), then
+    ``reps`` timed calls."""
     t = time.perf_counter()
     jax.block_until_ready(fn())
     first = time.perf_counter() - t
-    jax.block_until_ready(fn())
     times = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -250,7 +250,8 @@ def env_section(mode: dict) -> dict[str, Any]:
     for name in mode["minigrid_suites"]:
         for n in mode["minigrid_sizes"]:
             suite = make_suite(name, n)
-            steps = mode["env_scan_steps"]
+            # About 200k transitions per call (at most env_scan_steps suite steps).
+            steps = min(mode["env_scan_steps"], max(50, 200_000 // suite.num_envs))
             run = jax.jit(_env_scan(suite, steps, continuous=False))
             _, state = jax.jit(suite.reset)(jax.random.key(0))
             compiled, compile_s = compile_timed(run, state, jax.random.key(1))
@@ -403,8 +404,10 @@ def _eval_program(method: str, seeds: int, mode: dict, cache: _Cache) -> dict[st
 def _run_updates(prog: dict, reps: int) -> dict[str, float]:
     """Timed updates from the mid-training state; the clock is reset before every call so each
     timed update is a mask-update step of the sparse methods."""
-    state = prog["state"]
-    return timed(lambda: prog["fn"](state), reps)
+    if "timing" not in prog:  # one measurement per program, shared by the sections
+        state = prog["state"]
+        prog["timing"] = timed(lambda: prog["fn"](state), reps)
+    return prog["timing"]
 
 
 def train_section(mode: dict, cache: _Cache) -> dict[str, Any]:
@@ -426,8 +429,8 @@ def train_section(mode: dict, cache: _Cache) -> dict[str, Any]:
                 per_update += td["median_s"] / trainer.updates_per_chunk
                 compile_s += diag["compile_s"]
                 note = (
-                    f"diagnose {td['median_s']:.3f} s once per {trainer.updates_per_chunk} "
-                    "updates (every evaluation)"
+                    f"{seeds} seed(s): diagnose {td['median_s']:.3f} s once per "
+                    f"{trainer.updates_per_chunk} updates (at every evaluation), spread over them"
                 )
             env_steps = cfg.steps_per_update * len(trainer.task_names) * seeds
             rows.append(
@@ -559,16 +562,15 @@ def profile_section(mode: dict, cache: _Cache) -> dict[str, Any]:
     after, traj = roll_c(state)
 
     def values_and_gae(s, traj):
-        L, N = traj.reward.shape
+        # As the update: V(last observation), then GAE (the truncation bootstraps come from
+        # the rollout, under cond_any, only at steps where an env was truncated).
         _, last_value = algo.net.apply(s.params, s.obs)
-        flat = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(L * N, *x.shape[2:]), traj)
-        _, final_values = algo.net.apply(s.params, flat.final_obs)
         return gae(
             traj.reward,
             traj.value,
             traj.terminated,
             traj.truncated,
-            final_values.reshape(N, L).T,
+            traj.bootstrap_value,
             last_value,
             cfg.gamma,
             cfg.gae_lambda,
@@ -866,7 +868,7 @@ def render_run(r: dict) -> list[str]:
                 f"{row['ratio_to_dense']:.2f} | {row['compile_s']:.1f} |"
             )
         notes = {row["note"] for row in t["rows"] if row["note"]}
-        lines += [""] + [f"- dense+diagnostics: {n}" for n in sorted(notes)] + [""]
+        lines += [""] + [f"- dense+diagnostics, {n}" for n in sorted(notes)] + [""]
     if "flops" in s and "error" not in s["flops"]:
         f = s["flops"]
         b = f["breakdown"]
@@ -915,15 +917,18 @@ def render_run(r: dict) -> list[str]:
             lines.append(
                 f"- Stable-Baselines3 {sb3['versions'].get('stable_baselines3')} PPO (torch "
                 f"{sb3['versions'].get('torch')}, {sb3['vec_env']} vec env, "
-                f"{sb3['torch_threads']} threads, the faster of "
+                f"{sb3['torch_threads']} torch threads: the faster of "
                 + " and ".join(
-                    f"{x['torch_threads']} ({_fmt(x['env_steps_per_s'])} steps/s)"
+                    f"{x['torch_threads']} thread(s) at {_fmt(x['env_steps_per_s'])} steps/s"
                     for x in b.get("sb3_runs", [sb3])
                 )
                 + ") on gymnasium `minigrid` MT3 with the same "
                 f"network and PPO settings, {_fmt(sb3['total_steps'])} env steps: "
-                f"{_fmt(sp['sb3_env_steps_per_s'])} env steps/s (its environments alone, random "
-                f"actions: {_fmt(sb3.get('env_only_steps_per_s', float('nan')))} steps/s). "
+                f"{_fmt(sp['sb3_env_steps_per_s'])} env steps/s ({sb3['s_per_update']:.1f} s per "
+                f"update of {_fmt(sb3['steps_per_update'])} steps, of which "
+                f"{sb3['rollout_s'] / sb3['updates']:.1f} s collecting; its environments alone, "
+                f"random actions: {_fmt(sb3.get('env_only_steps_per_s', float('nan')))} "
+                "steps/s). "
                 f"jaxsparse, 1 seed: {_fmt(sp['jax_env_steps_per_s_1_seed'])} env steps/s, "
                 f"**{sp['steady_state']:.1f}x**; the same steps end to end with compile "
                 f"{sp['same_steps_wall_jax_s']:.1f} s vs {sp['same_steps_wall_sb3_s']:.1f} s "
