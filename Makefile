@@ -29,7 +29,7 @@ STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
 REPORT_DIR ?= runs/report
 
 .PHONY: install test test-fast test-slow test-metaworld lint format train sparsity-demo lock clean \
-	minigrid-study minigrid-report $(MINIGRID_RUNS) $(MT10_RUNS)
+	bench bench-quick bench-install minigrid-study minigrid-report $(MINIGRID_RUNS) $(MT10_RUNS)
 
 install: $(STAMP)
 
@@ -91,6 +91,26 @@ minigrid-report: install
 
 sparsity-demo: install
 	$(VENV)/bin/jaxsparse sparsity-demo
+
+# Speed figures (benchmarks/bench.py): one JSON per run in benchmarks/results/ and the generated
+# block of benchmarks/RESULTS.md, grouped by device. `make bench` is the full set (about an hour
+# on a 2-core CPU, most of it compiling MJX); `make bench-quick` the CPU quick mode (under 15 min,
+# no Meta-World MJX). BENCH_ARGS: e.g. --sections train,flops. The bench extra adds the reference
+# packages (Stable-Baselines3 with PyTorch) for the side-by-side baseline.
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+
+bench-install: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c requirements-lock.txt -e ".[$(EXTRAS),bench]"
+	touch $@
+
+bench: bench-install
+	PYTHONPATH=. $(PY) benchmarks/bench.py --mode full $(BENCH_ARGS)
+
+bench-quick: bench-install
+	PYTHONPATH=. $(PY) benchmarks/bench.py --mode quick $(BENCH_ARGS)
 
 # Re-pin the whole dependency tree after changing pyproject.toml.
 lock:

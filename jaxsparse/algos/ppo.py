@@ -162,7 +162,8 @@ class Transition(NamedTuple):
     reward: Array
     terminated: Array
     truncated: Array
-    final_obs: PyTree
+    # V(final observation) where the episode was truncated (the GAE bootstrap), else 0.
+    bootstrap_value: Array
     episode_return: Array  # return of the episode that ended at this step, else 0
     success: Array
 
@@ -302,6 +303,16 @@ class PPO:
             out = env.step(k_env, env_state, action)
             done = out.terminated | out.truncated
             ret = running + out.reward
+            # The value of a truncated episode's last observation, computed here only at steps
+            # where some env was truncated (cond_any: one real branch, also under vmap), instead
+            # of a forward pass over every stored final observation after the rollout.
+            bootstrap = cond_any(
+                jnp.any(out.truncated),
+                # Operands passed in, not closed over: cond_any's vmap rule needs them explicit.
+                lambda ops: jnp.where(ops[1], net.apply(ops[0], ops[2])[1], 0.0),
+                lambda ops: jnp.zeros_like(ops[3]),
+                (state.params, out.truncated, out.final_obs, value),
+            )
             tr = Transition(
                 obs=obs,
                 action=action,
@@ -310,7 +321,7 @@ class PPO:
                 reward=out.reward,
                 terminated=out.terminated,
                 truncated=out.truncated,
-                final_obs=out.final_obs,
+                bootstrap_value=bootstrap,
                 episode_return=jnp.where(done, ret, 0.0),
                 success=out.success & done,
             )
@@ -329,17 +340,15 @@ class PPO:
         key, k_roll, k_critic, k_policy = jax.random.split(state.key, 4)
         params_before = state.params
         state, traj = self._rollout(state, k_roll)
-        L, N = traj.reward.shape
 
-        # Values for GAE: truncations bootstrap from V(final observation).
+        # Values for GAE: truncations bootstrap from V(final observation) (from the rollout).
         _, last_value = net.apply(state.params, state.obs)
-        _, final_values = net.apply(state.params, _task_major(traj.final_obs))
         advantages, returns = gae(
             traj.reward,
             traj.value,
             traj.terminated,
             traj.truncated,
-            final_values.reshape(N, L).T,
+            traj.bootstrap_value,
             last_value,
             cfg.gamma,
             cfg.gae_lambda,
