@@ -1044,12 +1044,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--results-dir", default=str(HERE / "results"))
     parser.add_argument("--results-md", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--no-results-md", action="store_true", help="write only the JSON")
+    parser.add_argument("--train-seeds", help="override the mode's seed counts, e.g. 16,30")
+    parser.add_argument(
+        "--train-methods", help="override the mode's training methods, e.g. dense,gmp"
+    )
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"--sections: unknown {unknown}; allowed: {', '.join(SECTIONS)}")
-    mode = MODES[args.mode]
+    mode = dict(MODES[args.mode])
+    if args.train_seeds:
+        mode["train_seeds"] = [int(x) for x in args.train_seeds.split(",")]
+        if min(mode["train_seeds"]) < 1:
+            parser.error("--train-seeds: seed counts must be >= 1")
+    if args.train_methods:
+        methods = args.train_methods.split(",")
+        allowed = MODES["full"]["train_methods"]
+        if not set(methods) <= set(allowed) or "dense" not in methods:
+            parser.error(f"--train-methods: a subset of {','.join(allowed)} that includes dense")
+        mode["train_methods"] = methods
     if args.mode != "full" and "sac" in sections:
         sections.remove("sac")  # minutes of MJX compile per seed count: full mode only
 
