@@ -67,6 +67,7 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # PPO sizes of the tiny mode: a valid MT3 config whose update compiles and runs in seconds.
 TINY_PPO = (
     "env.num_envs_per_task=2",
+    "env.eval_episodes_per_task=2",
     "ppo.rollout_length=8",
     "ppo.policy_minibatch_per_task=8",
     "ppo.critic_batch=16",
@@ -1048,6 +1049,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--train-methods", help="override the mode's training methods, e.g. dense,gmp"
     )
+    parser.add_argument(
+        "--mw-tasks", help="Meta-World tasks of the env section, e.g. reach-v3 (default: ported)"
+    )
+    parser.add_argument("--mw-sizes", help="Meta-World envs per task, e.g. 16,128")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -1058,6 +1063,17 @@ def main(argv: list[str] | None = None) -> dict:
         mode["train_seeds"] = [int(x) for x in args.train_seeds.split(",")]
         if min(mode["train_seeds"]) < 1:
             parser.error("--train-seeds: seed counts must be >= 1")
+    if args.mw_tasks or args.mw_sizes:
+        from envs.metaworld import PORTED_TASKS
+
+        tasks = args.mw_tasks.split(",") if args.mw_tasks else list(PORTED_TASKS)
+        if not set(tasks) <= set(PORTED_TASKS):
+            parser.error(f"--mw-tasks: ported tasks are {','.join(PORTED_TASKS)}")
+        mode["mw_tasks"] = tasks
+        if args.mw_sizes:
+            mode["mw_sizes"] = [int(x) for x in args.mw_sizes.split(",")]
+        elif not mode["mw_sizes"]:
+            mode["mw_sizes"] = list(MODES["full"]["mw_sizes"])
     if args.train_methods:
         methods = args.train_methods.split(",")
         allowed = MODES["full"]["train_methods"]

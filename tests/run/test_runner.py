@@ -151,7 +151,9 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
 
 
-@pytest.mark.parametrize("method", ["dense", "set"])
+# SET only (a dense run was the second case, ~2 min of CI): its masks, optimiser state and
+# rewiring PRNG all have to survive the kill; a dense resume is the same path without masks.
+@pytest.mark.parametrize("method", ["set"])
 def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
     sparsity = {"method": method} if method == "dense" else {"method": "set", "sparsity": 0.8}
     cfg = tiny(sparsity={**sparsity, "freq": 32})
