@@ -900,7 +900,10 @@ def render_run(r: dict) -> list[str]:
             "| --- | ---: | ---: |",
         ]
         for k, val in p["phases_s"].items():
-            lines.append(f"| {k} | {val * 1e3:.0f} | {val / p['update_s']:.0%} |")
+            if val < 0:  # a difference of two noisy medians, below this run's noise
+                lines.append(f"| {k} | {val * 1e3:.0f} (below the noise) | - |")
+            else:
+                lines.append(f"| {k} | {val * 1e3:.0f} | {val / p['update_s']:.0%} |")
         lines += [
             f"| evaluation ({p['evaluation_episodes_per_task']} greedy episodes per task, once "
             f"per {p['updates_per_evaluation']} updates) | {p['evaluation_s'] * 1e3:.0f} | "
