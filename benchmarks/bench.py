@@ -57,6 +57,8 @@ for _p in (str(ROOT), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from minigrid_env_throughput import cpu_name  # noqa: E402
+
 from jaxsparse.algos.ppo_losses import gae  # noqa: E402
 from jaxsparse.run.build import build_trainer  # noqa: E402
 from jaxsparse.run.config import load_experiment  # noqa: E402
@@ -152,16 +154,6 @@ def compile_timed(jitted, *args) -> tuple[Any, float]:
     t = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     return compiled, time.perf_counter() - t
-
-
-def cpu_name() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def device_info() -> dict[str, Any]:
