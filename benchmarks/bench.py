@@ -59,7 +59,6 @@ for _p in (str(ROOT), str(HERE)):
 
 from minigrid_env_throughput import cpu_name  # noqa: E402
 
-from jaxsparse.algos.ppo_losses import gae  # noqa: E402
 from jaxsparse.run.build import build_trainer  # noqa: E402
 from jaxsparse.run.config import load_experiment  # noqa: E402
 from jaxsparse.run.runner import seed_keys  # noqa: E402
@@ -547,29 +546,13 @@ def profile_section(mode: dict, cache: _Cache) -> dict[str, Any]:
     dense = _update_program("dense", 1, mode, cache)
     trainer, state = dense["trainer"], dense["state"]
     algo = trainer.algo
-    cfg = algo.config
 
     rollout = jax.jit(jax.vmap(lambda s: algo._rollout(s, s.key)))
     roll_c, roll_compile = compile_timed(rollout, state)
     t_roll = timed(lambda: roll_c(state), reps)
     after, traj = roll_c(state)
 
-    def values_and_gae(s, traj):
-        # As the update: V(last observation), then GAE (the truncation bootstraps come from
-        # the rollout, under cond_any, only at steps where an env was truncated).
-        _, last_value = algo.net.apply(s.params, s.obs)
-        return gae(
-            traj.reward,
-            traj.value,
-            traj.terminated,
-            traj.truncated,
-            traj.bootstrap_value,
-            last_value,
-            cfg.gamma,
-            cfg.gae_lambda,
-        )
-
-    gae_c, gae_compile = compile_timed(jax.jit(jax.vmap(values_and_gae)), after, traj)
+    gae_c, gae_compile = compile_timed(jax.jit(jax.vmap(algo._advantages)), after, traj)
     t_gae = timed(lambda: gae_c(after, traj), reps)
     t_update = _run_updates(dense, reps)
 

@@ -333,17 +333,12 @@ class PPO:
         )
         return state.replace(obs=obs, env_state=env_state, running_return=running), traj
 
-    # ---------------------------------------------------------------- update
-    def update(self, state: PPOState) -> tuple[PPOState, dict[str, Array]]:
-        """One PPO update: rollout, GAE, critic epochs, policy epochs, mask step."""
-        cfg, net = self.config, self.net
-        key, k_roll, k_critic, k_policy = jax.random.split(state.key, 4)
-        params_before = state.params
-        state, traj = self._rollout(state, k_roll)
-
-        # Values for GAE: truncations bootstrap from V(final observation) (from the rollout).
-        _, last_value = net.apply(state.params, state.obs)
-        advantages, returns = gae(
+    def _advantages(self, state: PPOState, traj: Transition) -> tuple[Array, Array]:
+        """GAE advantages and returns of a rollout (``state``: the state after it); V(last
+        observation) for the last step, truncations bootstrap from the rollout's values."""
+        _, last_value = self.net.apply(state.params, state.obs)
+        cfg = self.config
+        return gae(
             traj.reward,
             traj.value,
             traj.terminated,
@@ -353,6 +348,15 @@ class PPO:
             cfg.gamma,
             cfg.gae_lambda,
         )
+
+    # ---------------------------------------------------------------- update
+    def update(self, state: PPOState) -> tuple[PPOState, dict[str, Array]]:
+        """One PPO update: rollout, GAE, critic epochs, policy epochs, mask step."""
+        cfg, net = self.config, self.net
+        key, k_roll, k_critic, k_policy = jax.random.split(state.key, 4)
+        params_before = state.params
+        state, traj = self._rollout(state, k_roll)
+        advantages, returns = self._advantages(state, traj)
         task = jnp.asarray(self.batch_task_ids)
         adv = _task_major(advantages)
         if cfg.advantage_norm == "task":
