@@ -29,7 +29,8 @@ STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
 REPORT_DIR ?= runs/report
 
 .PHONY: install test test-fast test-slow test-metaworld lint format train sparsity-demo lock clean \
-	bench bench-quick bench-install minigrid-study minigrid-report $(MINIGRID_RUNS) $(MT10_RUNS)
+	bench bench-quick bench-install minigrid-study minigrid-report mt10-maskgen \
+	$(MINIGRID_RUNS) $(MT10_RUNS)
 
 install: $(STAMP)
 
@@ -77,6 +78,13 @@ $(MINIGRID_RUNS): install
 # ten tasks are ported, name the ported ones: ARGS='env.suite=[reach-v3,push-v3,pick-place-v3]'.
 $(MT10_RUNS): install
 	$(VENV)/bin/jaxsparse train $@ --resume --seeds $(MT10_SEEDS) net.arch=$(MT10_ARCH) $(ARGS)
+
+# The neuron-level mask generator on MT10 (multi-head SAC; RATIO: fraction of each hidden layer's
+# neurons masked off, 0.8 or 0.5), in runs/mt10-maskgen/ratio<RATIO>-<SEEDS>seeds.
+RATIO ?= 0.8
+mt10-maskgen: install
+	$(VENV)/bin/jaxsparse train $@ --resume --seeds $(MT10_SEEDS) \
+		--run-dir runs/mt10-maskgen/ratio$(RATIO)-$(MT10_SEEDS)seeds maskgen.ratio=$(RATIO) $(ARGS)
 
 # Every run of the study, one after the other (each with its seeds vmapped); complete runs are
 # skipped and interrupted ones resume. Then the report (table + figures) in $(REPORT_DIR).

@@ -52,6 +52,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxsparse.algos.maskgen import MaskGen, MaskGenConfig
 from jaxsparse.algos.ppo import EnvStep, strong_types
 from jaxsparse.algos.replay import ReplayState, replay_add, replay_init, replay_sample
 from jaxsparse.nets.multitask import flatten_intermediates
@@ -247,6 +248,7 @@ class SAC:
         eval_env: SACEnv | None = None,
         filter_fn: FilterFn = default_filter,
         plasticity: PlasticityConfig | None = None,
+        maskgen: MaskGenConfig | None = None,
     ) -> None:
         self.plasticity = plasticity if plasticity is not None else PlasticityConfig()
         if self.plasticity.redo_every or self.plasticity.reset_every:
@@ -289,6 +291,28 @@ class SAC:
             softmod=config.softmod,
             obs_task_dims=task_dims,
         )
+        self.maskgen: MaskGen | None = None
+        if maskgen is not None:
+            if config.arch != "mtmhsac":
+                raise ValueError(
+                    f"the mask generator masks the neurons of arch 'mtmhsac', got {config.arch!r}"
+                )
+            if config.warmup_steps < maskgen.segment_length:
+                raise ValueError(
+                    f"warmup_steps ({config.warmup_steps}) must be at least "
+                    f"maskgen.segment_length ({maskgen.segment_length}): the first similarity "
+                    "phase cuts segments of that many steps from the buffer"
+                )
+            self.maskgen = MaskGen(
+                maskgen,
+                T,
+                config.actor_hidden,
+                config.critic_hidden,
+                int(env.obs_dim),
+                env.action_dim,
+                task_dims=T if getattr(env, "append_task_id", False) else 0,
+                max_grad_norm=config.max_grad_norm,
+            )
         self.plan = plan
         self.plans = split_plan(plan)
         self.filter_fn = filter_fn
@@ -323,6 +347,10 @@ class SAC:
             params[name] = apply_masks(sub, get_sparse_state(opt_state[name]).masks)[name]
         params["log_alpha"] = jnp.full(env.num_tasks, math.log(cfg.init_alpha), jnp.float32)
         opt_state["alpha"] = self.alpha_tx.init(params["log_alpha"])
+        if self.maskgen is not None:
+            gen_params, gen_opt = self.maskgen.init(jax.random.fold_in(k_net, 7))
+            params.update(gen_params)
+            opt_state.update(gen_opt)
         obs_dim = obs.shape[1:]
         example = {
             "obs": jax.ShapeDtypeStruct(obs_dim, jnp.float32),
@@ -354,6 +382,15 @@ class SAC:
             raise ValueError(f"a batch of {batch_size} does not split into {T} equal task blocks")
         return jnp.repeat(jnp.arange(T, dtype=jnp.int32), batch_size // T)
 
+    def _masks(
+        self, gen: PyTree | None, name: str, obs: Array, task: Array, key: Array | None
+    ) -> Any:
+        """Neuron masks of network ``name`` (None without the mask generator); ``key`` None:
+        the deterministic evaluation masks."""
+        if self.maskgen is None or gen is None:
+            return None
+        return self.maskgen.masks(gen, name, obs, task, key)
+
     def critic_loss(
         self,
         critic_params: PyTree,
@@ -362,13 +399,33 @@ class SAC:
         log_alpha: Array,
         batch: dict[str, Array],
         noise: Array,
+        gen: PyTree | None = None,
+        key: Array | None = None,
     ) -> tuple[Array, dict[str, Array]]:
         """Twin-critic loss on a task-major batch (T equal blocks); ``noise [B, A]`` draws the
-        next actions. Returns (loss, {"q": [B, 2], "target": [B]})."""
+        next actions. Returns (loss, {"q": [B, 2], "target": [B]}). With the mask generator,
+        ``gen`` (its parameters; the gradient reaches ``gen["critic"]`` through the online
+        critics' masks) and ``key`` (Gumbel noise of the masks)."""
         net, task = self.net, self._tasks(batch["reward"].shape[0])
-        mean, log_std = net.actor(actor_params, batch["next_obs"], task, task_major=True)
+        k_next_a, k_next_c, k_q = (None,) * 3 if key is None else jax.random.split(key, 3)
+        sg_gen = jax.lax.stop_gradient(gen)
+        next_obs = batch["next_obs"]
+        mean, log_std = net.actor(
+            actor_params,
+            next_obs,
+            task,
+            task_major=True,
+            masks=self._masks(sg_gen, "actor", next_obs, task, k_next_a),
+        )
         next_action, next_log_prob = tanh_gaussian_sample(mean, log_std, noise)
-        next_q = net.critic(target_critic, batch["next_obs"], next_action, task, task_major=True)
+        next_q = net.critic(
+            target_critic,
+            next_obs,
+            next_action,
+            task,
+            task_major=True,
+            masks=self._masks(sg_gen, "critic", next_obs, task, k_next_c),
+        )
         alpha = jnp.exp(log_alpha)[task]
         target = jax.lax.stop_gradient(
             critic_target(
@@ -380,7 +437,14 @@ class SAC:
                 self.config.gamma,
             )
         )
-        q = net.critic(critic_params, batch["obs"], batch["action"], task, task_major=True)
+        q = net.critic(
+            critic_params,
+            batch["obs"],
+            batch["action"],
+            task,
+            task_major=True,
+            masks=self._masks(gen, "critic", batch["obs"], task, k_q),
+        )
         return critic_loss(q, target), {"q": q, "target": target}
 
     def actor_loss(
@@ -390,12 +454,24 @@ class SAC:
         log_alpha: Array,
         batch: dict[str, Array],
         noise: Array,
+        gen: PyTree | None = None,
+        key: Array | None = None,
     ) -> tuple[Array, dict[str, Array]]:
-        """Actor loss (gradient to the actor only); returns (loss, {"log_prob": [B]})."""
+        """Actor loss (gradient to the actor only, and with the mask generator to
+        ``gen["actor"]`` through the actor's masks); returns (loss, {"log_prob": [B]})."""
         net, task = self.net, self._tasks(batch["reward"].shape[0])
-        mean, log_std = net.actor(actor_params, batch["obs"], task, task_major=True)
+        k_a, k_c = (None, None) if key is None else jax.random.split(key)
+        obs = batch["obs"]
+        mean, log_std = net.actor(
+            actor_params,
+            obs,
+            task,
+            task_major=True,
+            masks=self._masks(gen, "actor", obs, task, k_a),
+        )
         action, log_prob = tanh_gaussian_sample(mean, log_std, noise)
-        q = net.critic(jax.lax.stop_gradient(critic_params), batch["obs"], action, task, True)
+        c_masks = self._masks(jax.lax.stop_gradient(gen), "critic", obs, task, k_c)
+        q = net.critic(jax.lax.stop_gradient(critic_params), obs, action, task, True, masks=c_masks)
         alpha = jax.lax.stop_gradient(jnp.exp(log_alpha))[task]
         return actor_loss(q, log_prob, alpha), {"log_prob": log_prob}
 
@@ -427,18 +503,37 @@ class SAC:
         shape = (batch["reward"].shape[0], self.action_dim)
         log_alpha = params["log_alpha"]
 
-        (c_loss, c_aux), c_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+        # The mask generator (if any): its parameters get the gradients of both losses.
+        gen = params.get("mask_gen")
+        k_cmask, k_amask = jax.random.fold_in(key, 2), jax.random.fold_in(key, 3)
+        (c_loss, c_aux), c_grads = jax.value_and_grad(
+            self.critic_loss, argnums=0 if gen is None else (0, 6), has_aux=True
+        )(
             params["critic"],
             params["actor"],
             target_critic,
             log_alpha,
             batch,
             jax.random.normal(k_next, shape),
+            gen,
+            None if gen is None else k_cmask,
         )
+        if gen is not None:
+            c_grads, c_gen_grads = c_grads
         critic, c_opt = self._apply("critic", c_grads, opt_state["critic"], params["critic"], clock)
-        (a_loss, a_aux), a_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            params["actor"], critic, log_alpha, batch, jax.random.normal(k_pi, shape)
+        (a_loss, a_aux), a_grads = jax.value_and_grad(
+            self.actor_loss, argnums=0 if gen is None else (0, 5), has_aux=True
+        )(
+            params["actor"],
+            critic,
+            log_alpha,
+            batch,
+            jax.random.normal(k_pi, shape),
+            gen,
+            None if gen is None else k_amask,
         )
+        if gen is not None:
+            a_grads, a_gen_grads = a_grads
         actor, a_opt = self._apply("actor", a_grads, opt_state["actor"], params["actor"], clock)
         log_prob = jax.lax.stop_gradient(a_aux["log_prob"])
         al_loss, al_grads = jax.value_and_grad(self.alpha_loss)(log_alpha, log_prob)
@@ -457,9 +552,14 @@ class SAC:
             "target_mean": c_aux["target"].mean(),
             "entropy": -log_prob.mean(),
         }
-        params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
-        opt_state = {"actor": a_opt, "critic": c_opt, "alpha": al_opt}
-        return params, target_critic, opt_state, metrics
+        new_params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
+        new_opt = {"actor": a_opt, "critic": c_opt, "alpha": al_opt}
+        if gen is not None:
+            g = jax.tree.map(jnp.add, c_gen_grads, a_gen_grads)
+            upd, gen_opt = self.maskgen.tx.update(g, opt_state["mask_gen"], gen)
+            new_params = {**params, **new_params, "mask_gen": optax.apply_updates(gen, upd)}
+            new_opt = {**opt_state, **new_opt, "mask_gen": gen_opt}
+        return new_params, target_critic, new_opt, metrics
 
     def _train(self, ops: tuple) -> tuple:
         """The ``cond_any`` branch after warm-up: sample a batch, one gradient step."""
@@ -478,12 +578,24 @@ class SAC:
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
         return params, target, opt_state, grad_steps, zeros
 
+    def _similarity_phase(self, ops: tuple) -> tuple:
+        params, opt_state, buffer, key = ops
+        k = self.env.num_envs // self.env.num_tasks
+        params, opt_state, m = self.maskgen.similarity_phase(params, opt_state, buffer, key, k)
+        return params, opt_state, m
+
+    def _skip_phase(self, ops: tuple) -> tuple:
+        params, opt_state, _, _ = ops
+        shapes = jax.eval_shape(self._similarity_phase, ops)[-1]
+        return params, opt_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
     # ---------------------------------------------------------------- update
-    def _act(self, actor: PyTree, obs: Array, key: Array, warmup: Array) -> Array:
+    def _act(self, params: PyTree, obs: Array, key: Array, warmup: Array) -> Array:
         """Sampled policy actions, or uniform ones in [-1, 1] while ``warmup``."""
         k_pi, k_uniform = jax.random.split(key)
         task = jnp.asarray(self.env.task_ids)
-        mean, log_std = self.net.actor(actor, obs, task, task_major=True)
+        masks = self._masks(params.get("mask_gen"), "actor", obs, task, jax.random.fold_in(key, 2))
+        mean, log_std = self.net.actor(params["actor"], obs, task, task_major=True, masks=masks)
         action, _ = tanh_gaussian_sample(mean, log_std, jax.random.normal(k_pi, mean.shape))
         uniform = jax.random.uniform(k_uniform, mean.shape, minval=-1.0, maxval=1.0)
         return jnp.where(warmup, uniform, action)
@@ -496,7 +608,7 @@ class SAC:
         def step(carry, k):
             params, target, opt_state, buffer, env_state, obs, ret, succ, env_steps, grads = carry
             k_act, k_env, k_train = jax.random.split(k, 3)
-            action = self._act(params["actor"], obs, k_act, env_steps < cfg.warmup_steps)
+            action = self._act(params, obs, k_act, env_steps < cfg.warmup_steps)
             out = env.step(k_env, env_state, action)
             done = out.terminated | out.truncated
             next_obs = jnp.where(done[:, None], out.final_obs, out.obs)
@@ -518,6 +630,16 @@ class SAC:
                 self._skip,
                 (params, target, opt_state, buffer, grads, k_train),
             )
+            if self.maskgen is not None:
+                # The similarity phase after every ``maskgen.every``-th gradient step.
+                phase = trained & (grads % self.maskgen.config.every == 0)
+                params, opt_state, pm = cond_any(
+                    phase,
+                    self._similarity_phase,
+                    self._skip_phase,
+                    (params, opt_state, buffer, jax.random.fold_in(k_train, 1)),
+                )
+                m = {**m, **pm, "mask_phases": phase.astype(jnp.float32)}
             episodes = {
                 "done": done,
                 "episode_return": jnp.where(done, ret, 0.0),
@@ -562,7 +684,15 @@ class SAC:
                 n_trained > 0, (x * w).sum(axis=0) / jnp.maximum(n_trained, 1), jnp.nan
             )
 
-        metrics = {k: mean_trained(v) for k, v in steps.items()}
+        phases = steps.pop("mask_phases", None)
+        phase_keys = ("vae_loss", "mask_sim_loss")
+        metrics = {k: mean_trained(v) for k, v in steps.items() if k not in phase_keys}
+        if phases is not None:  # the similarity phases' losses: mean over the phases run
+            n_phases = phases.sum()
+            for k in phase_keys:
+                total = jnp.sum(steps[k] * phases)
+                metrics[k] = jnp.where(n_phases > 0, total / jnp.maximum(n_phases, 1), jnp.nan)
+            metrics["mask_phases"] = n_phases.astype(jnp.int32)
         metrics["train_steps"] = n_trained.astype(jnp.int32)
         metrics["alpha"] = jnp.exp(params["log_alpha"])
         metrics.update(self._episode_metrics(episodes))
@@ -632,11 +762,19 @@ class SAC:
         batch = self.recent_batch(state.buffer)
         obs = batch["obs"]
         task = self._tasks(obs.shape[0])
+        gen = params.get("mask_gen")
+        a_masks = self._masks(gen, "actor", obs, task, None)
         (mean, log_std), a_inter = net.actor(
-            params["actor"], obs, task, task_major=True, mutable=["intermediates"]
+            params["actor"], obs, task, task_major=True, masks=a_masks, mutable=["intermediates"]
         )
         _, c_inter = net.critic(
-            params["critic"], obs, batch["action"], task, task_major=True, mutable=["intermediates"]
+            params["critic"],
+            obs,
+            batch["action"],
+            task,
+            task_major=True,
+            masks=self._masks(gen, "critic", obs, task, None),
+            mutable=["intermediates"],
         )
         actor_acts = flatten_intermediates(a_inter)
         critic_acts = flatten_intermediates(c_inter)
@@ -655,17 +793,47 @@ class SAC:
             mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
         )
 
-        def log_prob(p: PyTree, o: tuple[Array, Array], u: Array) -> Array:
-            m, ls = net.actor(p, o[0][None], o[1][None])
+        def log_prob(p: PyTree, o: tuple, u: Array) -> Array:
+            neuron_masks = tuple(x[None] for x in o[2]) if len(o) > 2 else None
+            m, ls = net.actor(p, o[0][None], o[1][None], masks=neuron_masks)
             z = (u - m[0]) * jnp.exp(-ls[0])
             return jnp.sum(-0.5 * jnp.square(z) - ls[0])
 
         masks = get_sparse_state(state.opt_state["actor"]).masks["actor"]
+        inputs = (obs, task) if a_masks is None else (obs, task, a_masks)
         out["fisher_trace"] = jnp.mean(
-            per_sample_fisher(
-                log_prob, params["actor"], (obs, task), pre_tanh, masks, pl.fisher_chunk
-            )
+            per_sample_fisher(log_prob, params["actor"], inputs, pre_tanh, masks, pl.fisher_chunk)
         )
+        if self.maskgen is not None:
+            out.update(self._maskgen_diagnostics(state, obs, task, jax.random.fold_in(key, 1)))
+        return out
+
+    def _maskgen_diagnostics(
+        self, state: SACState, obs: Array, task: Array, key: Array
+    ) -> dict[str, Array]:
+        """The mask generator's logs (deterministic masks on the diagnostics batch ``obs``):
+        the task-by-task similarity of the actor's and the critics' masks and of the policies
+        (the VAE on fresh segments), upper triangles as ``{actor_mask,critic_mask,policy}_sim/
+        {i}-{j}``; the neurons each task uses per layer (on at least one of its samples),
+        ``{actor,critic}_active_{layer}/{task}`` (the critics: ``critic_0``)."""
+        mg, params, T = self.maskgen, state.params, self.env.num_tasks
+        sims = mg.mask_similarity(params["mask_gen"], obs, None)
+        segments = mg.segments(state.buffer, key, self.env.num_envs // T)
+        sims = {
+            "actor_mask": sims["actor"],
+            "critic_mask": sims["critic"],
+            "policy": mg.policy_similarity(params["vae"], segments),
+        }
+        out = {}
+        for name, sim in sims.items():
+            for i in range(T):
+                for j in range(i + 1, T):
+                    out[f"{name}_sim/{i}-{j}"] = sim[i, j]
+        for name in ("actor", "critic"):
+            active = mg.active_per_task(params["mask_gen"], name, obs, task)  # [T, layers]
+            for t in range(T):
+                for layer in range(active.shape[1]):
+                    out[f"{name}_active_{layer}/{t}"] = active[t, layer]
         return out
 
     # -------------------------------------------------------------- evaluate
@@ -686,7 +854,8 @@ class SAC:
 
         def body(carry):
             obs, env_state, running, final, finished, succ, final_succ, t = carry
-            mean, _ = net.actor(params["actor"], obs, task, task_major=True)
+            masks = self._masks(params.get("mask_gen"), "actor", obs, task, None)
+            mean, _ = net.actor(params["actor"], obs, task, task_major=True, masks=masks)
             out = env.step(jax.random.fold_in(k_steps, t), env_state, deterministic_action(mean))
             ret = running + out.reward
             succ = succ | out.success

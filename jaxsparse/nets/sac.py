@@ -64,12 +64,20 @@ def _mlp_with_head(
     hidden: Sequence[int],
     n_tasks: int,
     out: int,
+    masks: Sequence[Array] | None = None,
 ) -> Array:
     """``Dense_{i}`` (shared, ReLU) per width in ``hidden``, then the per-task ``head``, created
-    in ``module``'s scope (call from its compact method)."""
+    in ``module``'s scope (call from its compact method). ``masks``: one ``[B, width]`` neuron
+    mask per hidden layer (``jaxsparse.nets.maskgen``), multiplying its post-ReLU activations;
+    the sown ``hidden_{i}`` are the activations before the mask (the neuron's own response, so a
+    masked-out neuron does not count as dormant)."""
+    if masks is not None and len(masks) != len(hidden):
+        raise ValueError(f"masks: one per hidden layer ({len(hidden)}), got {len(masks)}")
     for i, width in enumerate(hidden):
         x = nn.relu(nn.Dense(width, name=f"Dense_{i}")(x))
         module.sow("intermediates", f"hidden_{i}", x)
+        if masks is not None:
+            x = x * masks[i]
     return TaskDense(n_tasks, out, name="head")(x, task_id, task_major)
 
 
@@ -81,8 +89,16 @@ class MultiHeadMLP(nn.Module):
     hidden: Sequence[int] = HIDDEN
 
     @nn.compact
-    def __call__(self, x: Array, task_id: Array, task_major: bool = False) -> Array:
-        return _mlp_with_head(self, x, task_id, task_major, self.hidden, self.n_tasks, self.out)
+    def __call__(
+        self,
+        x: Array,
+        task_id: Array,
+        task_major: bool = False,
+        masks: Sequence[Array] | None = None,
+    ) -> Array:
+        return _mlp_with_head(
+            self, x, task_id, task_major, self.hidden, self.n_tasks, self.out, masks
+        )
 
 
 class SACActor(nn.Module):
@@ -95,9 +111,15 @@ class SACActor(nn.Module):
     log_std_max: float = LOG_STD_MAX
 
     @nn.compact
-    def __call__(self, obs: Array, task_id: Array, task_major: bool = False) -> tuple[Array, Array]:
+    def __call__(
+        self,
+        obs: Array,
+        task_id: Array,
+        task_major: bool = False,
+        masks: Sequence[Array] | None = None,
+    ) -> tuple[Array, Array]:
         out = _mlp_with_head(
-            self, obs, task_id, task_major, self.hidden, self.n_tasks, 2 * self.action_dim
+            self, obs, task_id, task_major, self.hidden, self.n_tasks, 2 * self.action_dim, masks
         )
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
@@ -112,12 +134,20 @@ class TwinCritic(nn.Module):
 
     @nn.compact
     def __call__(
-        self, obs: Array, action: Array, task_id: Array, task_major: bool = False
+        self,
+        obs: Array,
+        action: Array,
+        task_id: Array,
+        task_major: bool = False,
+        masks: Sequence[Sequence[Array]] | None = None,
     ) -> Array:
+        """``masks``: None, or one sequence of per-layer neuron masks per critic (2)."""
+        if masks is not None and len(masks) != 2:
+            raise ValueError(f"masks: one sequence per critic (2), got {len(masks)}")
         x = jnp.concatenate([obs, action], axis=-1)
         qs = [
             MultiHeadMLP(self.n_tasks, 1, tuple(self.hidden), name=f"critic_{i}")(
-                x, task_id, task_major
+                x, task_id, task_major, None if masks is None else masks[i]
             )
             for i in range(2)
         ]
@@ -219,6 +249,14 @@ class SACNetworks:
             )
         return obs[..., : obs.shape[-1] - k]
 
+    def _check_masks(self, kwargs: dict[str, Any]) -> None:
+        if kwargs.get("masks") is not None and self.arch != "mtmhsac":
+            raise ValueError(
+                f"neuron masks (the mask generator) need arch 'mtmhsac', got {self.arch!r}"
+            )
+        if "masks" in kwargs and kwargs["masks"] is None:
+            del kwargs["masks"]
+
     def init(self, key: Array, obs: Array, task_id: Array) -> dict[str, PyTree]:
         """``{"actor": ..., "critic": ...}`` for observations like ``obs [B, obs_dim]``."""
         task_id = _check_task_id(task_id, obs)
@@ -232,8 +270,10 @@ class SACNetworks:
     def actor(
         self, params: PyTree, obs: Array, task_id: Array, task_major: bool = False, **kwargs: Any
     ) -> Any:
-        """``(mean, log_std)`` from the actor's parameters (``params["actor"]``)."""
+        """``(mean, log_std)`` from the actor's parameters (``params["actor"]``); ``masks=``
+        (``mtmhsac`` only): one ``[B, width]`` neuron mask per hidden layer."""
         task_id = _check_task_id(task_id, obs)
+        self._check_masks(kwargs)
         return self.actor_module.apply(
             {"params": params}, self.state(obs), task_id, task_major, **kwargs
         )
@@ -247,8 +287,10 @@ class SACNetworks:
         task_major: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """``Q [B, 2]`` from the critics' parameters (``params["critic"]`` or a target copy)."""
+        """``Q [B, 2]`` from the critics' parameters (``params["critic"]`` or a target copy);
+        ``masks=`` (``mtmhsac`` only): per critic, one neuron mask per hidden layer."""
         task_id = _check_task_id(task_id, obs)
+        self._check_masks(kwargs)
         return self.critic_module.apply(
             {"params": params}, self.state(obs), action, task_id, task_major, **kwargs
         )

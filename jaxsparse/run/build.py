@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxsparse.algos.maskgen import MaskGenConfig
 from jaxsparse.algos.ppo import PPO, PPOConfig
 from jaxsparse.algos.sac import SAC, SACConfig, SACState
 from jaxsparse.algos.sac_envs import ContinuousGymnaxVecEnv
@@ -265,6 +266,11 @@ def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
     fields["softmod"] = SoftModSpec(**n.softmod.model_dump())
     pl = cfg.plasticity
     plasticity = PlasticityConfig(diagnostics=cfg.diagnostics, batch=pl.batch, tau=pl.tau)
+    mg = cfg.maskgen
+    maskgen = None
+    if mg.enabled:
+        kw = mg.model_dump(exclude={"enabled"})
+        maskgen = MaskGenConfig(**{**kw, "hidden": tuple(mg.hidden)})
     sac = SAC(
         SACConfig(**fields),
         env,
@@ -272,6 +278,7 @@ def build_sac_trainer(cfg: ExperimentConfig) -> Trainer:
         eval_env=eval_env,
         filter_fn=task_layer_filter(n.prune_task_weights),
         plasticity=plasticity,
+        maskgen=maskgen,
     )
     check_sac_plan(sac, env.obs_dim, n.arch)
     spu = cfg.steps_per_update

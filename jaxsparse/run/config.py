@@ -191,6 +191,31 @@ class SACSection(_Strict):
     )
 
 
+class MaskGenSection(_Strict):
+    """The neuron-level mask generator (``jaxsparse.algos.maskgen``; algo 'sac' with net.arch
+    'mtmhsac'): a network maps (state, task, ratio) to binary neuron masks of every hidden layer
+    of the actor and the critics, ``round((1 - ratio) * width)`` neurons on per layer and sample,
+    trained by the SAC losses and, every ``every`` gradient steps, by the mask-similarity loss
+    (towards the tasks' policy similarity from a trajectory VAE)."""
+
+    enabled: bool = False
+    ratio: float = Field(0.8, ge=0.0, lt=1.0, description="fraction of neurons masked off")
+    hidden: list[Width] = Field([256, 256], min_length=1, description="generator body widths")
+    temperature: float = Field(1.0, gt=0, description="of the straight-through relaxation")
+    lr: float = Field(3e-4, gt=0, description="generators, on the SAC losses")
+    every: int = Field(1000, ge=1, description="gradient steps between similarity phases")
+    sim_steps: int = Field(5, ge=0, description="generator steps on the similarity loss")
+    sim_lr: float = Field(1e-4, gt=0)
+    sim_states: int = Field(256, ge=1, description="common batch of states of the similarity")
+    segment_length: int = Field(10, ge=1, description="steps per trajectory segment (VAE)")
+    segments_per_task: int = Field(32, ge=1)
+    vae_latent: int = Field(8, ge=1)
+    vae_hidden: int = Field(256, ge=1)
+    vae_lr: float = Field(1e-3, gt=0)
+    vae_steps: int = Field(5, ge=0, description="VAE steps per similarity phase")
+    vae_beta: float = Field(1.0, ge=0, description="weight of the VAE's prior KL")
+
+
 class PlasticitySection(_Strict):
     """Plasticity diagnostics and interventions (schedules in environment steps per task)."""
 
@@ -226,6 +251,7 @@ class ExperimentConfig(_Strict):
     ppo: PPOSection = PPOSection()
     sac: SACSection = SACSection()
     sparsity: SparsityConfig = SparsityConfig()
+    maskgen: MaskGenSection = MaskGenSection()
     plasticity: PlasticitySection = PlasticitySection()
     train: TrainConfig = TrainConfig()
 
@@ -295,6 +321,11 @@ class ExperimentConfig(_Strict):
             )
         if self.sac != SACSection():
             raise ValueError("sac.* settings are for algo 'sac'; this experiment's algo is 'ppo'")
+        if self.maskgen != MaskGenSection():
+            raise ValueError(
+                "maskgen.*: the mask generator is for algo 'sac' (net.arch 'mtmhsac'); this "
+                "experiment's algo is 'ppo'"
+            )
         if self.net.softmod != SoftModSection():
             raise ValueError(
                 "net.softmod: only for net.arch 'softmod' (algo 'sac'); this experiment's algo is "
@@ -409,6 +440,7 @@ class ExperimentConfig(_Strict):
                 "MiniGrid only; algo 'sac' runs the diagnostics (plasticity.diagnostics)"
             )
         sac, tr = self.sac, self.train
+        self._maskgen_consistent()
         if sac.warmup_steps >= tr.total_steps:
             raise ValueError(
                 f"sac.warmup_steps ({sac.warmup_steps}) must be less than train.total_steps "
@@ -418,6 +450,30 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"sac.buffer_size ({sac.buffer_size}) must hold one suite step "
                 f"(env.num_envs_per_task = {self.env.num_envs_per_task})"
+            )
+
+    def _maskgen_consistent(self) -> None:
+        mg, sac = self.maskgen, self.sac
+        if not mg.enabled:
+            if mg != MaskGenSection():
+                raise ValueError("maskgen.* settings are given but maskgen.enabled is false")
+            return
+        if self.net.arch != "mtmhsac":
+            raise ValueError(
+                f"maskgen.enabled needs net.arch 'mtmhsac' (the generator masks its hidden "
+                f"neurons), got {self.net.arch!r}"
+            )
+        for name in ("actor_hidden", "critic_hidden"):
+            for w in getattr(sac, name):
+                if round((1.0 - mg.ratio) * w) < 1:
+                    raise ValueError(
+                        f"maskgen.ratio ({mg.ratio}) leaves no neuron of a sac.{name} layer of "
+                        f"width {w}: round((1 - ratio) * width) must be at least 1"
+                    )
+        if sac.warmup_steps < mg.segment_length:
+            raise ValueError(
+                f"sac.warmup_steps ({sac.warmup_steps}) must be at least maskgen.segment_length "
+                f"({mg.segment_length}): similarity phases cut segments from the buffer"
             )
 
 

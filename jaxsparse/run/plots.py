@@ -6,6 +6,7 @@ few seeds show how much of a difference is noise. Figures are built with
 """
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def plot_run(run_dir: str | Path, *, title: str | None = None) -> list[Path]:
     Writes `eval_score.png` (mean over tasks, then mean and 95% CI over seeds) and
     `eval_score_tasks.png` (one panel per task) from `metrics.csv`, and `train.png` (one panel
     per column other than step/seed) from `train.csv`, for whichever of the two files exist, and
-    `plasticity.png` (dormant fractions, srank, Fisher trace per layer) from `diagnostics.csv`.
+    `plasticity.png` (dormant fractions, srank, Fisher trace per layer) from `diagnostics.csv`;
+    with the mask generator's logs there also `mask_similarity.png` (the task-by-task similarity
+    matrices over training) and `active_neurons.png` (neurons each task uses, per layer).
     `title` is the figure suptitle; it defaults to the folder name.
     """
     run_dir = Path(run_dir)
@@ -66,10 +69,143 @@ def plot_run(run_dir: str | Path, *, title: str | None = None) -> list[Path]:
     diag_path = run_dir / DIAGNOSTICS_CSV
     if diag_path.is_file():
         diag = _read_csv(diag_path, ("step", "seed"), None)
-        path = _plot_train(diag, out_dir / "plasticity.png", f"{title}: plasticity diagnostics")
+        per_task = [c for c in diag.columns if is_maskgen_column(c)]
+        path = _plot_train(
+            diag.drop(columns=per_task),
+            out_dir / "plasticity.png",
+            f"{title}: plasticity diagnostics",
+        )
         if path is not None:
             written.append(path)
+        names = list(pd.unique(metrics["task"])) if metrics_path.is_file() else None
+        for fn, name in (
+            (plot_mask_similarity, "mask_similarity"),
+            (plot_active, "active_neurons"),
+        ):
+            path = fn(diag, out_dir / f"{name}.png", title=title, task_names=names)
+            if path is not None:
+                written.append(path)
     return written
+
+
+# ------------------------------------------------------------------ the mask generator's logs
+_MASKGEN_COLUMN = re.compile(r"^(actor_mask|critic_mask|policy)_sim/|^(actor|critic)_active_\d+/")
+
+
+def is_maskgen_column(name: str) -> bool:
+    """A per-task-pair or per-task column of the mask generator's diagnostics."""
+    return _MASKGEN_COLUMN.match(name) is not None
+
+
+SIMILARITY_KINDS = {
+    "actor_mask": "actor masks",
+    "critic_mask": "critic masks",
+    "policy": "policies (VAE)",
+}
+
+
+def similarity_matrices(diag: pd.DataFrame, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(steps [S], matrices [S, T, T])``: the mean over seeds of the ``{kind}_sim/{i}-{j}``
+    columns of a ``diagnostics.csv`` frame (upper triangles, mirrored; diagonal 1), or None when
+    the frame has none."""
+    prefix = f"{kind}_sim/"
+    pairs = []
+    for col in diag.columns:
+        if col.startswith(prefix):
+            i, j = (int(x) for x in col[len(prefix) :].split("-"))
+            pairs.append((i, j, col))
+    if not pairs:
+        return None
+    n = max(max(i, j) for i, j, _ in pairs) + 1
+    means = diag.groupby("step")[[c for *_, c in pairs]].mean()
+    mats = np.ones((len(means), n, n))
+    for i, j, col in pairs:
+        mats[:, i, j] = mats[:, j, i] = pd.to_numeric(means[col], errors="coerce").to_numpy()
+    return means.index.to_numpy(), mats
+
+
+def plot_mask_similarity(
+    diag: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "",
+    task_names: Sequence[str] | None = None,
+    max_steps: int = 5,
+) -> Path | None:
+    """Heat maps of the task-by-task similarity of the actor's masks, the critics' masks and the
+    policies (rows) at up to ``max_steps`` evaluations evenly spread over training (columns),
+    mean over seeds. None (no file) without such columns."""
+    found = {k: similarity_matrices(diag, k) for k in SIMILARITY_KINDS}
+    found = {k: v for k, v in found.items() if v is not None}
+    if not found:
+        return None
+    steps = next(iter(found.values()))[0]
+    picks = np.unique(
+        np.linspace(0, len(steps) - 1, min(max_steps, len(steps))).round().astype(int)
+    )
+    n = next(iter(found.values()))[1].shape[1]
+    names = list(task_names) if task_names is not None and len(task_names) == n else None
+    labels = [str(x).removesuffix("-v3") for x in names] if names else [str(i) for i in range(n)]
+    fig = Figure(figsize=(2.6 * len(picks) + 1.2, 2.6 * len(found) + 0.6), layout="constrained")
+    axes = fig.subplots(len(found), len(picks), squeeze=False)
+    image = None
+    for r, (kind, (kind_steps, mats)) in enumerate(found.items()):
+        for c, pick in enumerate(picks):
+            ax = axes[r][c]
+            image = ax.imshow(mats[pick], vmin=0.0, vmax=1.0, cmap="viridis")
+            ax.set_xticks(range(n), labels if r == len(found) - 1 else [], rotation=90, fontsize=6)
+            ax.set_yticks(range(n), labels if c == 0 else [], fontsize=6)
+            if r == 0:
+                ax.set_title(f"step {int(kind_steps[pick]):,}", fontsize="small")
+            if c == 0:
+                ax.set_ylabel(SIMILARITY_KINDS[kind])
+    fig.colorbar(image, ax=axes, shrink=0.6, label="similarity")
+    fig.suptitle(f"{title}: task-by-task similarity, mean over seeds" if title else "")
+    return _save(fig, Path(path))
+
+
+def plot_active(
+    diag: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "",
+    task_names: Sequence[str] | None = None,
+) -> Path | None:
+    """Bars of the neurons each task uses per hidden layer (``{net}_active_{layer}/{task}``) at
+    the last evaluation, mean over seeds, one panel per network. None without such columns."""
+    cols: dict[str, dict[tuple[int, int], str]] = {}
+    for col in diag.columns:
+        for net in ("actor", "critic"):
+            head = f"{net}_active_"
+            if col.startswith(head) and "/" in col:
+                layer, task = (int(x) for x in col[len(head) :].split("/"))
+                cols.setdefault(net, {})[layer, task] = col
+    if not cols:
+        return None
+    last = diag[diag["step"] == diag["step"].max()]
+    fig = Figure(figsize=(5.5 * len(cols), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(cols), squeeze=False)[0]
+    for ax, (net, found) in zip(axes, cols.items(), strict=True):
+        layers = sorted({layer for layer, _ in found})
+        tasks = sorted({t for _, t in found})
+        names = (
+            list(task_names) if task_names is not None and len(task_names) == len(tasks) else None
+        )
+        width = 0.8 / len(layers)
+        for k, layer in enumerate(layers):
+            heights = [float(pd.to_numeric(last[found[layer, t]]).mean()) for t in tasks]
+            ax.bar(np.arange(len(tasks)) + k * width, heights, width, label=f"layer {layer}")
+        ax.set_xticks(
+            np.arange(len(tasks)) + 0.4 - width / 2,
+            [str(n).removesuffix("-v3") for n in names] if names else tasks,
+            rotation=90,
+            fontsize=7,
+        )
+        ax.set_ylabel("neurons used (on for some state)")
+        ax.set_title(f"{net} (step {int(diag['step'].max()):,})")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{title}: neurons each task uses" if title else "")
+    return _save(fig, Path(path))
 
 
 # --------------------------------------------------------------------------- statistics

@@ -43,6 +43,7 @@ from jaxsparse.run.plots import (
     _save,
     _seed_step_matrix,
     mean_ci_over_seeds,
+    plot_mask_similarity,
 )
 
 CONFIG_YAML = "config.yaml"
@@ -156,7 +157,8 @@ def derive_labels(config: Mapping[str, Any]) -> tuple[str, str, str]:
 
     ``benchmark`` is ``env.suite`` upper-cased for a MiniGrid suite name (``mt3`` -> ``MT3``),
     the id as it is for gymnax (``env.kind: gymnax``) and ``custom`` for a task list; ``method``
-    is ``name`` with a leading ``<benchmark lower-cased>-`` removed.
+    is ``name`` with a leading ``<benchmark lower-cased>-`` removed, and with the mask
+    generator (``maskgen.enabled``) ``-<maskgen.ratio>`` appended (``maskgen-0.8``).
     """
     name = config.get("name")
     net, env = config.get("net"), config.get("env")
@@ -176,6 +178,9 @@ def derive_labels(config: Mapping[str, Any]) -> tuple[str, str, str]:
         raise ReportError(f"env.suite must be a name or a task list, got {suite!r}")
     prefix = f"{benchmark.lower()}-"
     method = name[len(prefix) :] if name.lower().startswith(prefix) else name
+    maskgen = config.get("maskgen")
+    if isinstance(maskgen, Mapping) and maskgen.get("enabled"):  # one row per ratio
+        method = f"{method or name}-{maskgen.get('ratio')}"
     return arch, benchmark, method or name
 
 
@@ -574,6 +579,18 @@ def write_report(
             )
             if path is not None:
                 kinds["plasticity"] = path.name
+            for run in group_runs:  # the mask generator's similarity matrices, per run
+                if not run.has_diagnostics:
+                    continue
+                diag = pd.read_csv(run.run_dir / DIAGNOSTICS_CSV)
+                path = plot_mask_similarity(
+                    diag,
+                    out_dir / f"mask_similarity_{stem}_{_slug(run.method)}.png",
+                    title=f"{title}, {run.method}",
+                    task_names=_task_names(run),
+                )
+                if path is not None:
+                    kinds[f"mask similarity ({run.method})"] = path.name
             written += [out_dir / name for name in kinds.values()]
 
     markdown = render_markdown(cells, metric)
@@ -582,6 +599,12 @@ def write_report(
     csv_path = out_dir / REPORT_CSV
     report_frame(cells).to_csv(csv_path, index=False)
     return Report(cells, metric, markdown, out_dir, [md_path, csv_path, *written])
+
+
+def _task_names(run: Run) -> list[str]:
+    """The run's tasks in the order of ``metrics.csv`` (the task ids' order)."""
+    metrics = pd.read_csv(run.run_dir / METRICS_CSV, usecols=["task"], dtype={"task": str})
+    return list(pd.unique(metrics["task"]))
 
 
 def report_frame(cells: Sequence[Cell]) -> pd.DataFrame:

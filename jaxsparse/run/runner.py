@@ -42,7 +42,11 @@ from jaxsparse.run.config import (
 
 # Fields that may change between an interrupted run and its resume.
 _RESUMABLE = ("out_dir", "on_nonfinite")
-_SUMMED = ("recycled", "reset")  # per-chunk totals in train.csv; other scalars are chunk means
+_SUMMED = (
+    "recycled",
+    "reset",
+    "mask_phases",
+)  # per-chunk totals in train.csv; other scalars are chunk means
 
 
 class DivergedError(RuntimeError):
