@@ -28,7 +28,7 @@ STUDY_BENCH ?= mt3 mt5 mt7
 STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
 REPORT_DIR ?= runs/report
 
-.PHONY: install test test-fast test-slow test-metaworld lint format train sparsity-demo lock clean \
+.PHONY: install test test-fast test-slow test-extended test-metaworld lint format train sparsity-demo lock clean \
 	bench bench-quick bench-install minigrid-study minigrid-report mt10-maskgen \
 	$(MINIGRID_RUNS) $(MT10_RUNS)
 
@@ -46,12 +46,17 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # The whole suite, the long learning checks included (marked `slow`); the Meta-World SAC
-# learning check (`mjx_learning`) runs apart: `make test-metaworld`.
+# learning check (`mjx_learning`) and the extra learning checks (`extended`: MTPPO + SET on
+# MiniGrid) run apart: `make test-metaworld`, `make test-extended`.
 test: lint
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 -m "not mjx_learning"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 \
+		-m "not mjx_learning and not extended"
+
+test-extended: install
+	$(PY) -m pytest -q -m extended
 
 test-fast: install
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not mjx_learning"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not mjx_learning and not extended"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

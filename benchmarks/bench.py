@@ -18,7 +18,11 @@ Sections (``--sections``, all by default):
 - ``protocol``: the wall time of the paper's MiniGrid protocol (400k steps per task, 30 seeds,
   MT3 x GMP), projected from the measured update and evaluation times;
 - ``sac``: multi-task SAC on the ported Meta-World tasks (environment and update together) at
-  1, 4 and 10 seeds (full mode only: each seed count compiles the MJX step for minutes on CPU).
+  1, 4 and 10 seeds (full mode only: each seed count compiles the MJX step for minutes on CPU);
+- ``maskgen``: what the neuron-level mask generator costs: the multi-task SAC training step at
+  MT10's sizes (10 tasks, 3x400 networks, batch 1280) with and without the generator, the
+  similarity phase apart and amortised over its period, and the FLOPs the masked networks
+  would need with the masked neurons removed (quick and full modes).
 
 Every figure is the median of several timed repetitions after a warm-up call; compile time is
 reported apart. One JSON file per run goes to ``benchmarks/results/bench-<mode>-<time>.json``
@@ -63,7 +67,7 @@ from jaxsparse.run.build import build_trainer  # noqa: E402
 from jaxsparse.run.config import load_experiment  # noqa: E402
 from jaxsparse.run.runner import seed_keys  # noqa: E402
 
-SECTIONS = ("env", "train", "flops", "profile", "baselines", "protocol", "sac")
+SECTIONS = ("env", "train", "flops", "profile", "baselines", "protocol", "sac", "maskgen")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # PPO sizes of the tiny mode: a valid MT3 config whose update compiles and runs in seconds.
 TINY_PPO = (
@@ -98,6 +102,7 @@ MODES: dict[str, dict[str, Any]] = {
         "reference_seconds": 0.2,
         "mw_reference_steps": 20,
         "sac_seeds": [],
+        "maskgen_seeds": [],  # the 3x400 SAC learner compiles for a minute: quick and full
     },
     "quick": {
         "reps": 3,
@@ -114,6 +119,7 @@ MODES: dict[str, dict[str, Any]] = {
         "reference_seconds": 1.0,
         "mw_reference_steps": 500,
         "sac_seeds": [],
+        "maskgen_seeds": [1],
     },
     "full": {
         "reps": 5,
@@ -130,6 +136,7 @@ MODES: dict[str, dict[str, Any]] = {
         "reference_seconds": 3.0,
         "mw_reference_steps": 1000,
         "sac_seeds": [1, 4, 10],
+        "maskgen_seeds": [1, 4],
     },
 }
 
@@ -786,6 +793,109 @@ def sac_section(mode: dict) -> dict[str, Any]:
     return {"rows": rows}
 
 
+MASKGEN_TASKS = 10
+MASKGEN_OBS, MASKGEN_ACTION = 39 + MASKGEN_TASKS, 4  # Meta-World's, with the one-hot task id
+
+
+def maskgen_flops(ratio: float, every: int, hidden=(400, 400, 400), gen_hidden=(256, 256)):
+    """FLOPs per sample (one forward pass) of the MT10 actor and twin critics, dense and with
+    each hidden layer cut to its live neurons, and of the generators' forward passes."""
+    from jaxsparse.nets.maskgen import masked_mlp_flops, mlp_flops
+
+    obs, act, T = MASKGEN_OBS, MASKGEN_ACTION, MASKGEN_TASKS
+    dense = mlp_flops(obs, hidden, 2 * act) + 2 * mlp_flops(obs + act, hidden, 1)
+    masked = masked_mlp_flops(obs, hidden, 2 * act, ratio) + 2 * masked_mlp_flops(
+        obs + act, hidden, 1, ratio
+    )
+    state = obs - T  # the generators read the state without the one-hot columns
+    gen_in = state + T + 1
+    generators = mlp_flops(gen_in, gen_hidden, sum(hidden)) + mlp_flops(
+        gen_in, gen_hidden, 2 * sum(hidden)
+    )
+    return {
+        "ratio": ratio,
+        "networks_dense": dense,
+        "networks_masked": masked,
+        "generators": generators,
+        "masked_plus_generators": masked + generators,
+        "similarity_every": every,
+    }
+
+
+def maskgen_section(mode: dict) -> dict[str, Any]:
+    """The SAC training step (one environment step of every environment and one gradient step,
+    ``steps`` of them per timed call) with and without the mask generator, at MT10's learner
+    sizes on a cheap stand-in environment (gymnax Pendulum-v1 copies labelled as 10 tasks, one
+    environment each): the generator changes the learner, not the environment. The similarity
+    phase (VAE and generator steps) runs every ``maskgen.every`` gradient steps; it is timed apart
+    and amortised."""
+    from jaxsparse.algos.maskgen import MaskGenConfig
+    from jaxsparse.algos.sac import SAC, SACConfig
+    from jaxsparse.algos.sac_envs import ContinuousGymnaxVecEnv
+
+    steps, T = 50, MASKGEN_TASKS
+    env = ContinuousGymnaxVecEnv("Pendulum-v1", T, num_tasks=T)
+    cfg = SACConfig(steps_per_update=steps, batch_size=1280, buffer_size=100_000, warmup_steps=10)
+    every = MaskGenConfig().every
+    rows = []
+    for seeds in mode["maskgen_seeds"]:
+        keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+        for ratio in (None, 0.8, 0.5):
+            # No phase inside the timed updates (every: 10**9); the phase is timed below.
+            mg = None if ratio is None else MaskGenConfig(ratio=ratio, every=10**9)
+            sac = SAC(cfg, env, maskgen=mg)
+            state = jax.jit(jax.vmap(sac.init))(keys)
+            fn = jax.jit(jax.vmap(lambda s, sac=sac: sac.update(s)[0]))
+            compiled, compile_s = compile_timed(fn, state)
+            box = {"state": compiled(state)}  # past the warm-up
+
+            def call(compiled=compiled, box=box):
+                box["state"] = compiled(box["state"])
+                return box["state"]
+
+            t = timed(call, mode["reps"])
+            row = {
+                "seeds": seeds,
+                "ratio": ratio,
+                "compile_s": compile_s,
+                "s_per_step": t["median_s"] / steps,
+            }
+            if mg is not None:
+                phase = jax.jit(
+                    jax.vmap(
+                        lambda s, k, sac=sac: sac.maskgen.similarity_phase(
+                            s.params,
+                            s.opt_state,
+                            s.buffer,
+                            k,
+                            1,  # one environment per task
+                        )[2]
+                    )
+                )
+                st = box["state"]
+                p = timed(lambda phase=phase, st=st, keys=keys: phase(st, keys), mode["reps"])
+                row["phase_s"] = p["median_s"]
+                row["s_per_step_amortised"] = row["s_per_step"] + p["median_s"] / every
+            else:
+                row["s_per_step_amortised"] = row["s_per_step"]
+            row["gradient_steps_per_s_per_seed"] = 1.0 / row["s_per_step_amortised"]
+            rows.append(row)
+            print(
+                f"  maskgen seeds={seeds} ratio={ratio}: "
+                f"{row['gradient_steps_per_s_per_seed']:.1f} steps/s per seed",
+                flush=True,
+            )
+    for row in rows:
+        dense = next(r for r in rows if r["seeds"] == row["seeds"] and r["ratio"] is None)
+        row["vs_without"] = dense["s_per_step_amortised"] / row["s_per_step_amortised"]
+    return {
+        "rows": rows,
+        "every": every,
+        "env": f"Pendulum-v1 x {T} tasks (1 env each)",
+        "flops": [maskgen_flops(r, every) for r in (0.8, 0.5)],
+    }
+
+
 # ----------------------------------------------------------------------------- report
 def _fmt(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
@@ -960,6 +1070,36 @@ def render_run(r: dict) -> list[str]:
                 f"{row['gradient_steps_per_s_per_seed']:.1f} | {row['compile_s']:.0f} |"
             )
         lines.append("")
+    if "maskgen" in s and "error" not in s["maskgen"] and s["maskgen"]["rows"]:
+        mg = s["maskgen"]
+        lines += [
+            f"**Mask generator cost** (multi-task SAC step at MT10's learner sizes on "
+            f"{mg['env']}; one environment step of the suite and one gradient step; similarity "
+            f"phase every {mg['every']} steps, amortised)",
+            "",
+            "| seeds | generator | s / step | phase s | steps/s per seed (amortised) | "
+            "vs without | compile s |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in mg["rows"]:
+            gen = "none" if row["ratio"] is None else f"ratio {row['ratio']}"
+            phase = f"{row['phase_s']:.2f}" if "phase_s" in row else "-"
+            lines.append(
+                f"| {row['seeds']} | {gen} | {row['s_per_step'] * 1000:.1f} ms | {phase} | "
+                f"{row['gradient_steps_per_s_per_seed']:.1f} | {row['vs_without']:.2f} | "
+                f"{row['compile_s']:.0f} |"
+            )
+        lines.append("")
+        for f in mg["flops"]:
+            lines.append(
+                f"- FLOPs per sample (forward, actor + twin critics) at ratio {f['ratio']}: "
+                f"{f['networks_dense'] / 1e6:.2f} M dense, {f['networks_masked'] / 1e6:.3f} M "
+                f"with the masked neurons removed, {f['generators'] / 1e6:.2f} M for the "
+                f"generators: masked networks and generators together need "
+                f"{f['masked_plus_generators'] / f['networks_dense']:.2f}x the dense networks' "
+                "FLOPs."
+            )
+        lines.append("")
     errors = {k: v["error"] for k, v in s.items() if isinstance(v, dict) and "error" in v}
     for k, e in errors.items():
         lines += [f"- section `{k}` failed: `{e.splitlines()[-1]}`", ""]
@@ -1053,6 +1193,8 @@ def main(argv: list[str] | None = None) -> dict:
         mode["train_methods"] = methods
     if args.mode != "full" and "sac" in sections:
         sections.remove("sac")  # minutes of MJX compile per seed count: full mode only
+    if args.mode == "tiny" and "maskgen" in sections:
+        sections.remove("maskgen")  # MT10-sized SAC learners: quick and full modes
 
     start = time.time()
     result: dict[str, Any] = {
@@ -1088,6 +1230,7 @@ def main(argv: list[str] | None = None) -> dict:
     run("baselines", lambda: baselines_section(mode, cache, ok("train"), ok("env")))
     run("protocol", lambda: protocol_section(mode, cache, ok("train")))
     run("sac", lambda: sac_section(mode))
+    run("maskgen", lambda: maskgen_section(mode))
     result["wall_s"] = time.time() - start
 
     results_dir = pathlib.Path(args.results_dir)

@@ -437,15 +437,14 @@ class SAC:
                 self.config.gamma,
             )
         )
+        masks = self._masks(gen, "critic", batch["obs"], task, k_q)
         q = net.critic(
-            critic_params,
-            batch["obs"],
-            batch["action"],
-            task,
-            task_major=True,
-            masks=self._masks(gen, "critic", batch["obs"], task, k_q),
+            critic_params, batch["obs"], batch["action"], task, task_major=True, masks=masks
         )
-        return critic_loss(q, target), {"q": q, "target": target}
+        aux = {"q": q, "target": target}
+        if masks is not None:  # the actor's loss reuses them (``gradient_step``)
+            aux["critic_masks"] = masks
+        return critic_loss(q, target), aux
 
     def actor_loss(
         self,
@@ -456,9 +455,12 @@ class SAC:
         noise: Array,
         gen: PyTree | None = None,
         key: Array | None = None,
+        critic_masks: Any = None,
     ) -> tuple[Array, dict[str, Array]]:
         """Actor loss (gradient to the actor only, and with the mask generator to
-        ``gen["actor"]`` through the actor's masks); returns (loss, {"log_prob": [B]})."""
+        ``gen["actor"]`` through the actor's masks); returns (loss, {"log_prob": [B]}).
+        ``critic_masks``: the critics' masks on these states (the critic loss's, held fixed);
+        None: drawn here."""
         net, task = self.net, self._tasks(batch["reward"].shape[0])
         k_a, k_c = (None, None) if key is None else jax.random.split(key)
         obs = batch["obs"]
@@ -470,7 +472,10 @@ class SAC:
             masks=self._masks(gen, "actor", obs, task, k_a),
         )
         action, log_prob = tanh_gaussian_sample(mean, log_std, noise)
-        c_masks = self._masks(jax.lax.stop_gradient(gen), "critic", obs, task, k_c)
+        c_masks = critic_masks
+        if c_masks is None:
+            c_masks = self._masks(jax.lax.stop_gradient(gen), "critic", obs, task, k_c)
+        c_masks = jax.lax.stop_gradient(c_masks)
         q = net.critic(jax.lax.stop_gradient(critic_params), obs, action, task, True, masks=c_masks)
         alpha = jax.lax.stop_gradient(jnp.exp(log_alpha))[task]
         return actor_loss(q, log_prob, alpha), {"log_prob": log_prob}
@@ -531,6 +536,7 @@ class SAC:
             jax.random.normal(k_pi, shape),
             gen,
             None if gen is None else k_amask,
+            c_aux.get("critic_masks"),
         )
         if gen is not None:
             a_grads, a_gen_grads = a_grads

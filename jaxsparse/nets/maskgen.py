@@ -59,6 +59,36 @@ def active_neurons(ratio: float, width: int) -> int:
     return int(k)
 
 
+def _sortable_bits(x: Array) -> Array:
+    """uint32 words whose unsigned order is the order of the float32 values ``x``."""
+    i = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.int32)
+    i = jnp.where(i < 0, i ^ jnp.int32(0x7FFFFFFF), i)  # order-preserving as int32
+    return jax.lax.bitcast_convert_type(i, jnp.uint32) ^ jnp.uint32(0x80000000)
+
+
+def hard_topk(z: Array, k: int) -> Array:
+    """Exactly ``k`` ones per row of ``z [B, W]``, at its ``k`` largest entries (ties broken
+    towards the lower index, as ``lax.top_k``); no gradient.
+
+    A radix select instead of ``lax.top_k`` + scatter (1.8x faster on CPU for [1280, 400],
+    k = 80: it runs 24 times per SAC gradient step): the k-th largest value is built bit by bit
+    from the top (32 rounds of compare-and-count on the values' order-preserving uint32 words,
+    counted across the batch in the transposed layout, which vectorises), then the entries above
+    it and the first of the entries equal to it make up ``k``."""
+    u = _sortable_bits(jax.lax.stop_gradient(z))
+    ut = u.T
+
+    def body(i: Array, t: Array) -> Array:
+        cand = t | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        ok = jnp.sum((ut >= cand[None, :]).astype(jnp.int32), axis=0) >= k
+        return jnp.where(ok, cand, t)
+
+    t = jax.lax.fori_loop(0, 32, body, jnp.zeros(z.shape[0], jnp.uint32))[:, None]
+    above, equal = u > t, u == t
+    need = k - jnp.sum(above, axis=-1, keepdims=True)
+    return (above | (equal & (jnp.cumsum(equal, axis=-1) <= need))).astype(z.dtype)
+
+
 def topk_mask(logits: Array, k: int, key: Array | None = None, temperature: float = 1.0) -> Array:
     """Exactly ``k`` ones per row of ``logits [..., W]`` (the top-k of ``logits`` plus Gumbel
     noise when ``key`` is given, of the logits alone otherwise), with the gradient of
@@ -67,10 +97,7 @@ def topk_mask(logits: Array, k: int, key: Array | None = None, temperature: floa
     if not 1 <= k <= width:
         raise ValueError(f"k must be in [1, {width}], got {k}")
     z = logits if key is None else logits + jax.random.gumbel(key, logits.shape, logits.dtype)
-    flat = z.reshape(-1, width)
-    _, idx = jax.lax.top_k(jax.lax.stop_gradient(flat), k)
-    rows = jnp.arange(flat.shape[0])[:, None]
-    hard = jnp.zeros_like(flat).at[rows, idx].set(1.0).reshape(z.shape)
+    hard = hard_topk(z.reshape(-1, width), k).reshape(z.shape)
     soft = k * jax.nn.softmax(z / temperature, axis=-1)
     return hard + (soft - jax.lax.stop_gradient(soft))
 

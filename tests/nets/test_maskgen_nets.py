@@ -19,6 +19,7 @@ from jaxsparse.nets.maskgen import (
     TrajectoryVAE,
     active_neurons,
     generate_masks,
+    hard_topk,
     mask_similarity,
     masked_mlp_flops,
     mlp_flops,
@@ -46,6 +47,25 @@ def test_topk_mask_has_exactly_k_ones_and_only_zeros_and_ones(k, noisy):
         expected = np.zeros_like(mask)
         np.put_along_axis(expected, top, 1.0, axis=-1)
         np.testing.assert_array_equal(mask, expected)
+
+
+def test_hard_topk_matches_lax_top_k_and_breaks_ties_by_index():
+    x = jax.random.normal(jax.random.PRNGKey(0), (64, 40))
+    x = x.at[0].set(0.0).at[1, :5].set(-0.0).at[2].set(jnp.arange(40.0) % 3)  # ties, signed 0
+    x = x.at[3, 7].set(jnp.inf).at[3, 8].set(-jnp.inf)
+    for k in (1, 13, 40):
+        _, idx = jax.lax.top_k(x, k)
+        expected = np.zeros(x.shape, np.float32)
+        np.put_along_axis(expected, np.asarray(idx), 1.0, axis=-1)
+        got = np.asarray(hard_topk(x, k))
+        # the same values are kept (equal values may sit at other indices, as ties are equal)
+        np.testing.assert_array_equal(got.sum(-1), k)
+        np.testing.assert_array_equal(
+            np.sort(np.where(got > 0, x, np.inf), -1)[:, :k],
+            np.sort(np.where(expected > 0, x, np.inf), -1)[:, :k],
+        )
+    row0 = np.asarray(hard_topk(x, 13))[0]  # all equal: the first 13
+    np.testing.assert_array_equal(row0, (np.arange(40) < 13).astype(np.float32))
 
 
 def test_topk_mask_is_deterministic_without_noise_and_random_with_it():
