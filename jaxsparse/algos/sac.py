@@ -391,6 +391,21 @@ class SAC:
             return None
         return self.maskgen.masks(gen, name, obs, task, key)
 
+    def _policy_sample(
+        self,
+        actor_params: PyTree,
+        gen: PyTree | None,
+        obs: Array,
+        task: Array,
+        noise: Array,
+        key: Array | None,
+    ) -> tuple[Array, Array]:
+        """``tanh_gaussian_sample`` of the actor at ``obs`` (task-major), through the actor's
+        neuron masks when there is a mask generator (``key``: their Gumbel noise)."""
+        masks = self._masks(gen, "actor", obs, task, key)
+        mean, log_std = self.net.actor(actor_params, obs, task, task_major=True, masks=masks)
+        return tanh_gaussian_sample(mean, log_std, noise)
+
     def critic_loss(
         self,
         critic_params: PyTree,
@@ -410,14 +425,9 @@ class SAC:
         k_next_a, k_next_c, k_q = (None,) * 3 if key is None else jax.random.split(key, 3)
         sg_gen = jax.lax.stop_gradient(gen)
         next_obs = batch["next_obs"]
-        mean, log_std = net.actor(
-            actor_params,
-            next_obs,
-            task,
-            task_major=True,
-            masks=self._masks(sg_gen, "actor", next_obs, task, k_next_a),
+        next_action, next_log_prob = self._policy_sample(
+            actor_params, sg_gen, next_obs, task, noise, k_next_a
         )
-        next_action, next_log_prob = tanh_gaussian_sample(mean, log_std, noise)
         next_q = net.critic(
             target_critic,
             next_obs,
@@ -464,14 +474,7 @@ class SAC:
         net, task = self.net, self._tasks(batch["reward"].shape[0])
         k_a, k_c = (None, None) if key is None else jax.random.split(key)
         obs = batch["obs"]
-        mean, log_std = net.actor(
-            actor_params,
-            obs,
-            task,
-            task_major=True,
-            masks=self._masks(gen, "actor", obs, task, k_a),
-        )
-        action, log_prob = tanh_gaussian_sample(mean, log_std, noise)
+        action, log_prob = self._policy_sample(actor_params, gen, obs, task, noise, k_a)
         c_masks = critic_masks
         if c_masks is None:
             c_masks = self._masks(jax.lax.stop_gradient(gen), "critic", obs, task, k_c)
@@ -600,10 +603,16 @@ class SAC:
         """Sampled policy actions, or uniform ones in [-1, 1] while ``warmup``."""
         k_pi, k_uniform = jax.random.split(key)
         task = jnp.asarray(self.env.task_ids)
-        masks = self._masks(params.get("mask_gen"), "actor", obs, task, jax.random.fold_in(key, 2))
-        mean, log_std = self.net.actor(params["actor"], obs, task, task_major=True, masks=masks)
-        action, _ = tanh_gaussian_sample(mean, log_std, jax.random.normal(k_pi, mean.shape))
-        uniform = jax.random.uniform(k_uniform, mean.shape, minval=-1.0, maxval=1.0)
+        shape = (obs.shape[0], self.action_dim)
+        action, _ = self._policy_sample(
+            params["actor"],
+            params.get("mask_gen"),
+            obs,
+            task,
+            jax.random.normal(k_pi, shape),
+            jax.random.fold_in(key, 2),
+        )
+        uniform = jax.random.uniform(k_uniform, shape, minval=-1.0, maxval=1.0)
         return jnp.where(warmup, uniform, action)
 
     def update(self, state: SACState) -> tuple[SACState, dict[str, Array]]:

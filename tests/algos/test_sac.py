@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pendulum_sac import pendulum_last3_returns
 
 from jaxsparse.algos.ppo import EnvStep
 from jaxsparse.algos.replay import replay_add, replay_init, replay_sample
@@ -548,34 +549,8 @@ def test_sac_learns_pendulum():
     two seeds under vmap, 2x64 networks, lr 1e-3, 15k suite steps (a random policy scores about
     -1200, a solved one about -150). The mean greedy return over both seeds, both tasks and the
     last three evaluations (32 episodes each) must exceed -250."""
-    env = ContinuousGymnaxVecEnv("Pendulum-v1", 4, num_tasks=2)
-    eval_env = ContinuousGymnaxVecEnv("Pendulum-v1", 32, num_tasks=2)
-    cfg = SACConfig(
-        steps_per_update=1000,
-        batch_size=128,
-        buffer_size=100_000,
-        warmup_steps=1000,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        alpha_lr=1e-3,
-        actor_hidden=(64, 64),
-        critic_hidden=(64, 64),
-    )
-    sac = SAC(cfg, env, eval_env=eval_env)
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
     start = time.time()
-    state = jax.jit(jax.vmap(sac.init))(keys)
-    # Runtime-bound: XLA's default optimisation (the suite compiles at level 0, conftest.py).
-    optimised = {"xla_backend_optimization_level": 3}
-    update = jax.jit(jax.vmap(sac.update), compiler_options=optimised)
-    evaluate = jax.jit(jax.vmap(sac.evaluate), compiler_options=optimised)
-    returns = []
-    for i in range(15):
-        state, metrics = update(state)
-        assert bool(np.all(metrics["finite"]))
-        if i >= 12:
-            out = evaluate(state.params, jax.random.split(jax.random.PRNGKey(100 + i), 2))
-            returns.append(np.asarray(out["return"]))
+    returns = pendulum_last3_returns()
     mean = float(np.mean(returns))
     print(f"pendulum: last-3 mean greedy return {mean:.1f} in {time.time() - start:.0f}s")
     assert mean > -250, returns

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pendulum_sac import pendulum_last3_returns
 
 from jaxsparse.algos.maskgen import MaskGenConfig, replay_segments
 from jaxsparse.algos.replay import replay_add, replay_init
@@ -172,30 +173,5 @@ def test_sac_with_the_mask_generator_learns_pendulum():
     over both seeds, both tasks and the last three evaluations must exceed -250 (random: about
     -1200). Measured by hand: -127 to -175 from update 7 on (about 4.5 min on 2 cores); run
     apart (``make test-extended``)."""
-    env = ContinuousGymnaxVecEnv("Pendulum-v1", 4, num_tasks=2)
-    eval_env = ContinuousGymnaxVecEnv("Pendulum-v1", 32, num_tasks=2)
-    cfg = SACConfig(
-        steps_per_update=1000,
-        batch_size=128,
-        buffer_size=100_000,
-        warmup_steps=1000,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        alpha_lr=1e-3,
-        actor_hidden=(64, 64),
-        critic_hidden=(64, 64),
-    )
-    sac = SAC(cfg, env, eval_env=eval_env, maskgen=MaskGenConfig(ratio=0.5, every=1000))
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    state = jax.jit(jax.vmap(sac.init))(keys)
-    optimised = {"xla_backend_optimization_level": 3}
-    update = jax.jit(jax.vmap(sac.update), compiler_options=optimised)
-    evaluate = jax.jit(jax.vmap(sac.evaluate), compiler_options=optimised)
-    returns = []
-    for i in range(15):
-        state, metrics = update(state)
-        assert bool(np.all(metrics["finite"]))
-        if i >= 12:
-            out = evaluate(state.params, jax.random.split(jax.random.PRNGKey(100 + i), 2))
-            returns.append(np.asarray(out["return"]))
+    returns = pendulum_last3_returns(MaskGenConfig(ratio=0.5, every=1000))
     assert float(np.mean(returns)) > -250, returns
