@@ -215,6 +215,22 @@ class SawyerEnv(PipelineEnv):
         """
         raise NotImplementedError
 
+    def _system(self, task: dict) -> Any:
+        """The MJX model an episode runs on (default: the task's one model).
+
+        A task whose reset moves a model body (drawer-open and drawer-close move the drawer,
+        as Meta-World writes `model.body_pos` at reset) returns the model with that episode's
+        body position, from its task state: the model is then per environment under `vmap`.
+        """
+        del task
+        return self.sys
+
+    def _after_reset_forward(self, data: mjx.Data, task: dict) -> dict:
+        """The task state completed from the reset's forward pass (default: unchanged), for
+        tasks whose reference reads positions after placing its objects."""
+        del data
+        return task
+
     def _object_obs(self, data: mjx.Data) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
         """Positions (3,) and quaternions (4,) of the task's objects, in observation order."""
         raise NotImplementedError
@@ -231,6 +247,12 @@ class SawyerEnv(PipelineEnv):
         right = data.site_xpos[self._site["rightEndEffector"]]
         left = data.site_xpos[self._site["leftEndEffector"]]
         return (right + left) / 2.0
+
+    def init_tcp(self) -> jnp.ndarray:
+        """`init_tcp`: the tool centre point the reference reads right after the hand reset."""
+        sites = self._hand_reset["site_xpos"]
+        right, left = self._site["rightEndEffector"], self._site["leftEndEffector"]
+        return (sites[right] + sites[left]) / 2.0
 
     def body_pos(self, data: mjx.Data, name: str) -> jnp.ndarray:
         return data.xpos[self._mj_model.body(name).id]
@@ -338,8 +360,10 @@ class SawyerEnv(PipelineEnv):
         # are placed at rest (exactly zero contact velocity under an elliptic cone: no progress
         # from the warm start, measured 12 rad/s^2 off on the arm), but converges from zero; so
         # the forward pass starts from zero and its converged accelerations warm-start step 1.
-        data = self._forward(data.replace(qacc_warmstart=jnp.zeros_like(data.qacc_warmstart)))
+        data = data.replace(qacc_warmstart=jnp.zeros_like(data.qacc_warmstart))
+        data = self._forward(self._system(task), data)
         data = data.replace(qacc_warmstart=data.qacc)
+        task = self._after_reset_forward(data, task)
         frame = self._frame(data)
         obs = jnp.concatenate([frame, frame, self._goal_obs(task)])
         zero = jnp.zeros(())
@@ -376,10 +400,16 @@ class SawyerEnv(PipelineEnv):
             mocap_pos=mocap,
             mocap_quat=jnp.broadcast_to(jnp.asarray(MOCAP_QUAT), data.mocap_quat.shape),
         )
-        data = self.pipeline_step(data, jnp.stack([action[3], -action[3]]))
-        data = self._forward(data)
-
         task = state.info["task"]
+        sys = self._system(task)
+        ctrl = jnp.stack([action[3], -action[3]])
+
+        def physics_step(d, _):
+            return self._pipeline.step(sys, d, ctrl, self._debug), None
+
+        data = jax.lax.scan(physics_step, data, (), self._n_frames)[0]
+        data = self._forward(sys, data)
+
         frame = self._frame(data)
         obs = jnp.concatenate([frame, state.info["prev_frame"], self._goal_obs(task)])
         obs = jnp.clip(obs, self._obs_low, self._obs_high)
@@ -404,9 +434,9 @@ class SawyerEnv(PipelineEnv):
         )
 
     # ------------------------------------------------------------------ internals
-    def _forward(self, data):
-        """`mj_forward`, and Brax's maximal coordinates (x, xd) for the new positions."""
-        data = mjx.forward(self.sys, data)
+    def _forward(self, sys, data):
+        """`mj_forward` on `sys`, and Brax's maximal coordinates (x, xd) for the positions."""
+        data = mjx.forward(sys, data)
         x = Transform(pos=data.xpos[1:], rot=data.xquat[1:])
         cvel = Motion(vel=data.cvel[1:, 3:], ang=data.cvel[1:, :3])
         offset = data.xpos[1:, :] - data.subtree_com[self.sys.body_rootid[1:]]

@@ -154,6 +154,61 @@ CONTACT_PAIRS["sawyer_push_v3.xml"] = CONTACT_PAIRS["sawyer_reach_v3.xml"]
 # between the pads and claws (checked under Meta-World's scripted pick-place policy, with noise).
 CONTACT_PAIRS["sawyer_pick_place_v3.xml"] = CONTACT_PAIRS["sawyer_reach_v3.xml"]
 
+# The drawer scene (drawer-open, drawer-close): the gripper base's collision mesh, the drawer's
+# collision boxes and handle capsules (drawer_link/2..9: front, back, left, right, bottom; the
+# handle's two posts and bar), and the fixed case's boxes (drawercase_link/1..5: left, right,
+# back, bottom, top).
+_GRIPPER_BASE = "right_hand/0"
+_DRAWER_REACHABLE = (
+    "drawer_link/2",
+    "drawer_link/4",
+    "drawer_link/5",
+    "drawer_link/6",
+    "drawer_link/7",
+    "drawer_link/8",
+    "drawer_link/9",
+    "drawercase_link/1",
+    "drawercase_link/2",
+    "drawercase_link/4",
+    "drawercase_link/5",
+)
+CONTACT_PAIRS["sawyer_drawer.xml"] = (
+    # the drawer's back against the back retaining wall and the case's back plate: in contact
+    # at every step while the drawer is closed (it rests there)
+    *(("RetainingWall/1", g) for g in ("drawer_link/3", "drawer_link/6")),
+    *(("drawercase_link/3", g) for g in ("drawer_link/3", "drawer_link/6")),
+    *((_TABLE, g) for g in _GRIPPER),
+    # fingers: every drawer and case part they reach from outside or inside the open drawer
+    *((g, part) for g in _GRIPPER for part in _DRAWER_REACHABLE),
+    # the gripper base: the front, the handle and the case's outside
+    *(
+        (_GRIPPER_BASE, part)
+        for part in (
+            "drawer_link/2",
+            "drawer_link/7",
+            "drawer_link/8",
+            "drawer_link/9",
+            "drawercase_link/1",
+            "drawercase_link/2",
+            "drawercase_link/5",
+        )
+    ),
+)
+
+# Boxes whose margin moves into their size (scene -> geom names): the finger pads and claws carry
+# a 1 mm margin, which MJX's box-box and capsule-box collisions drop (they report no contact for
+# separated geoms). A box grown by m on every face starts touching where the margin would; the
+# drawer scene needs it: the reset pulls the drawer out to within 0.3 mm of the resting claw,
+# and the reference's margin pushes it away over the first steps.
+MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {"sawyer_drawer.xml": _GRIPPER}
+
+# Collision hulls limited to this many vertices (mesh name -> count). MuJoCo's hull of the
+# gripper base (mesh eGripperBase, 6693 vertices) has 883 vertices and 1762 faces; MJX's
+# separating-axis test against a box costs faces x edges, so that hull is out of reach.
+# `maxhullvert` keeps 32 of the hull's vertices: the reduced hull lies inside the full one and
+# misses at most 3.4 mm of it (94 % of its volume); 16 vertices would miss 8.9 mm.
+HULL_VERTICES: dict[str, dict[str, int]] = {"sawyer_drawer.xml": {"eGripperBase": 32}}
+
 _DROPPED_PAIRS_REASON = (
     "every other candidate pair of MuJoCo's filtering cannot touch: the floor lies 0.9 m below "
     "the table top; the arm reaches |x| <= 0.5 and y <= 0.91 with the hand low (mocap and joint "
@@ -191,6 +246,39 @@ MJX_CHANGES: dict[str, tuple[MjxChange, ...]] = {
 }
 MJX_CHANGES["sawyer_push_v3.xml"] = MJX_CHANGES["sawyer_reach_v3.xml"]
 MJX_CHANGES["sawyer_pick_place_v3.xml"] = MJX_CHANGES["sawyer_reach_v3.xml"]
+MJX_CHANGES["sawyer_drawer.xml"] = (
+    MjxChange(
+        target="right_hand/0 (gripper base, mesh eGripperBase)",
+        change="collision hull limited to 32 vertices (mesh maxhullvert; HULL_VERTICES)",
+        reason="MuJoCo's hull of the mesh has 883 vertices and 1762 faces, far beyond what "
+        "MJX's convex collision handles (its cost grows with faces x edges). The 32-vertex hull "
+        "is a subset of the full one, at most 3.4 mm inside it; the mesh's mass and inertia "
+        "are computed from the mesh itself and do not change (checked)",
+    ),
+    MjxChange(
+        target="leftpad_geom, rightpad_geom, leftclaw_it, rightclaw_it (finger boxes)",
+        change="each half-size grown by the geom's 1 mm margin; their pairs get margin 0; their "
+        "bodies keep the reference's mass and inertia explicitly (MARGIN_IN_SIZE)",
+        reason="MJX's box-box and capsule-box collisions report no contact for separated geoms, "
+        "so the margin is lost; a box grown by m on every face starts its contacts where the "
+        "margin would (edges and corners sharp instead of rounded). It matters here: the reset "
+        "pulls the drawer out to within 0.3 mm of the resting claw, and the margin's contact "
+        "pushes it over the first steps (measured: without this the port's drawer stayed put "
+        "and drawer-close succeeded 3 steps late on the scripted policy)",
+    ),
+    MjxChange(
+        target="contact pairs",
+        change="MuJoCo's contype/conaffinity filtering (187 candidates) -> the 59 explicit "
+        "pairs in CONTACT_PAIRS",
+        reason="the dropped candidates cannot touch: the drawer inside its fixed case (the "
+        "slide joint's range keeps it off the case's sides, bottom and top), the drawer and "
+        "the gripper against the floor 0.9 m below, the case's back and the drawer's back "
+        "against the gripper (behind the drawer), the front and side retaining walls "
+        "(out of reach). Checked in native MuJoCo on the reference scene under extreme and "
+        "scripted policies (tests/envs/metaworld/test_metaworld_models.py)",
+    ),
+    _SOLVER_CHANGE,
+)
 
 PORTED_TASKS: tuple[str, ...] = tuple(t for t, scene in MT10_SCENES.items() if scene in MJX_CHANGES)
 
@@ -253,12 +341,12 @@ def _with_explicit_pairs(
     spec: mujoco.MjSpec,
     reference: mujoco.MjModel,
     pairs: tuple[tuple[str, str], ...],
-    mesh_margin_geom: str | None = None,
+    margin_in_size: tuple[str, ...] = (),
 ) -> None:
     """Turn off MuJoCo's filtering and add `pairs` with the reference's mixed parameters.
 
-    Pairs with `mesh_margin_geom` get margin 0 (MJX has no margin for mesh pairs): the caller has
-    grown that geom's side by the margin instead.
+    Pairs with a geom of `margin_in_size` get margin 0 (MJX drops margins for mesh, box-box and
+    capsule-box pairs): the caller has grown that geom by the margin instead.
     """
     names = geom_names(reference)
     index = {name: g for g, name in enumerate(names)}
@@ -279,7 +367,7 @@ def _with_explicit_pairs(
         pair = spec.add_pair()
         pair.geomname1, pair.geomname2 = name1, name2
         params = mixed_contact_params(reference, index[name1], index[name2])
-        if mesh_margin_geom in (name1, name2):
+        if set(margin_in_size) & {name1, name2}:
             params["margin"] = 0.0
         for key, value in params.items():
             setattr(pair, key, value)
@@ -312,8 +400,14 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
     reference = load_reference_model(task)
     names = geom_names(reference)
     spec = mujoco.MjSpec.from_file(str(scene_path(task)))
+    for mesh in spec.meshes:
+        if mesh.name in HULL_VERTICES.get(scene, {}):
+            mesh.maxhullvert = HULL_VERTICES[scene][mesh.name]
     puck_margin = 0.0
-    if "objGeom" in names:
+    has_puck = "objGeom" in names and (
+        reference.geom_type[names.index("objGeom")] == mujoco.mjtGeom.mjGEOM_CYLINDER
+    )
+    if has_puck:
         puck = names.index("objGeom")
         # The largest margin of a geom that touches the puck (the finger pads' 1 mm).
         puck_margin = max(
@@ -324,22 +418,43 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
             if other != "objGeom"
         )
         geom = spec.geoms[puck]
-        if reference.geom_type[puck] == mujoco.mjtGeom.mjGEOM_CYLINDER:
-            radius, half_height = float(geom.size[0]), float(geom.size[1])
-            mesh = spec.add_mesh()
-            mesh.name = "objGeom_prism"
-            mesh.uservert = _prism_vertices(
-                radius + puck_margin, half_height, PUCK_PRISM_SIDES
-            ).ravel()
-            geom.type = mujoco.mjtGeom.mjGEOM_MESH
-            geom.meshname = mesh.name
-    _with_explicit_pairs(spec, reference, CONTACT_PAIRS[scene], mesh_margin_geom="objGeom")
+        radius, half_height = float(geom.size[0]), float(geom.size[1])
+        mesh = spec.add_mesh()
+        mesh.name = "objGeom_prism"
+        mesh.uservert = _prism_vertices(radius + puck_margin, half_height, PUCK_PRISM_SIDES).ravel()
+        geom.type = mujoco.mjtGeom.mjGEOM_MESH
+        geom.meshname = mesh.name
+    grown = MARGIN_IN_SIZE.get(scene, ())
+    for name in grown:
+        # MJX's box-box and capsule-box functions return no contact for separated geoms, so a
+        # margin is lost; the box grows by it instead (its body keeps the reference inertia).
+        g = names.index(name)
+        if reference.geom_type[g] != mujoco.mjtGeom.mjGEOM_BOX:
+            raise AssertionError(f"{name}: only boxes take their margin into their size")
+        spec.geoms[g].size = reference.geom_size[g] + reference.geom_margin[g]
+        _keep_inertial(spec, reference, int(reference.geom_bodyid[g]))
+    _with_explicit_pairs(
+        spec,
+        reference,
+        CONTACT_PAIRS[scene],
+        margin_in_size=(("objGeom",) if has_puck else ()) + grown,
+    )
     spec.option.iterations = SOLVER_ITERATIONS
     spec.option.ls_iterations = SOLVER_LS_ITERATIONS
     model = spec.compile()
     _set_mocap_weld(model)
     check_same_dynamics(reference, model)
     return model
+
+
+def _keep_inertial(spec: mujoco.MjSpec, reference: mujoco.MjModel, body: int) -> None:
+    """Give a body the reference's inertial explicitly (so changed geoms cannot move it)."""
+    b = spec.bodies[body]
+    b.explicitinertial = True
+    b.mass = float(reference.body_mass[body])
+    b.ipos = reference.body_ipos[body]
+    b.iquat = reference.body_iquat[body]
+    b.inertia = reference.body_inertia[body]
 
 
 def load_mjx_model(task: str) -> mujoco.MjModel:

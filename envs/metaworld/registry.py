@@ -6,6 +6,7 @@ from typing import Any
 
 from envs.metaworld.base import SawyerEnv
 from envs.metaworld.models import MT10_SCENES, check_task, metaworld_dir
+from envs.metaworld.tasks.drawer import DrawerCloseEnv, DrawerOpenEnv
 from envs.metaworld.tasks.pick_place import PickPlaceEnv
 from envs.metaworld.tasks.push import PushEnv
 from envs.metaworld.tasks.reach import ReachEnv
@@ -14,6 +15,8 @@ TASKS: dict[str, type[SawyerEnv]] = {
     "reach-v3": ReachEnv,
     "push-v3": PushEnv,
     "pick-place-v3": PickPlaceEnv,
+    "drawer-open-v3": DrawerOpenEnv,
+    "drawer-close-v3": DrawerCloseEnv,
 }
 # The MT10 task names, in Meta-World's order (not all are ported yet: see TASKS).
 TASK_NAMES: tuple[str, ...] = tuple(MT10_SCENES)

@@ -33,11 +33,5 @@ class PuckEnv(SawyerEnv):
         """`SawyerXYZEnv._set_obj_xyz`: puck position (orientation kept), puck at rest."""
         return data.replace(qpos=data.qpos.at[9:12].set(pos), qvel=data.qvel.at[9:15].set(0.0))
 
-    def init_tcp(self) -> jnp.ndarray:
-        """`init_tcp`: the tool centre point the reference reads right after the hand reset."""
-        sites = self._hand_reset["site_xpos"]
-        right, left = self._site["rightEndEffector"], self._site["leftEndEffector"]
-        return (sites[right] + sites[left]) / 2.0
-
     def _object_obs(self, data: mjx.Data):
         return [data.xpos[self._obj_body]], [self.geom_quat_obs(data, "objGeom")]

@@ -102,6 +102,8 @@ class ReferenceEvaluator:
         np.testing.assert_allclose(env.init_tcp, task_state["init_tcp"], atol=1e-6)
         env._target_pos = np.asarray(task_state["target_pos"], np.float64)
         env.obj_init_pos = np.asarray(task_state["obj_init_pos"], np.float64)
+        if "case_pos" in task_state:  # the drawers: the case's position is a model field
+            env.model.body("drawer").pos = np.asarray(task_state["case_pos"], np.float64)
         env.set_state(np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
         env.data.mocap_pos[:] = mocap_pos
         mujoco.mj_forward(env.model, env.data)

@@ -48,11 +48,18 @@ from envs.metaworld.reference import reference_rand_vecs
 # each would compile the module-scoped fixture again (~2.5 min of CPU per task).
 pytestmark = pytest.mark.xdist_group("metaworld_differential")
 
-TASKS = ("reach-v3", "push-v3", "pick-place-v3")
+TASKS = ("reach-v3", "push-v3", "pick-place-v3", "drawer-open-v3", "drawer-close-v3")
+DRAWERS = ("drawer-open-v3", "drawer-close-v3")
 START_STEP = MAX_PATH_LENGTH - 10  # batch element 3 reaches the episode limit at its step 10
 # pick-place runs long enough for the scripted policy to grasp, lift and place the puck (the
-# reference succeeds at steps 52 and 52 on these two episodes); the other tasks run STEPS.
-LONG_STEPS = {"pick-place-v3": 120}
+# reference succeeds at steps 52 and 52 on these two episodes), the drawers long enough for it
+# to open (steps 86, 87) or close (78, 77) the drawer; the other tasks run STEPS.
+LONG_STEPS = {"pick-place-v3": 120, "drawer-open-v3": 100, "drawer-close-v3": 100}
+# The reset observation: the port starts from the reference's state after its hand reset, to
+# float32 rounding (measured 9e-8), except drawer-open: its reference reads the observation
+# without a forward pass after the hand reset, so the hand is where it was one physics step
+# before the end of the hand reset (measured 8.3e-5 m off in y); the port reads it after.
+RESET_ATOL = {"drawer-open-v3": 1e-4}
 
 
 def hand_placed_rand_vec(task: str) -> np.ndarray:
@@ -64,6 +71,8 @@ def hand_placed_rand_vec(task: str) -> np.ndarray:
         return np.array([0.05, 0.85, 0.02, 0.05, 0.85, 0.02])
     if task == "pick-place-v3":  # the goal 3 cm above the puck (its lowest height is 5 cm)
         return np.array([0.05, 0.85, 0.02, 0.05, 0.85, 0.05])
+    if task in DRAWERS:  # every reset places the drawer; the case at the edge of its range
+        return np.array([0.1, 0.9, 0.0])
     raise AssertionError(task)
 
 
@@ -109,8 +118,9 @@ def run(request):
 
 
 def test_reset_observation_matches_reference(run) -> None:
+    atol = RESET_ATOL.get(run["task"], 1e-6)
     for b, ref in enumerate(run["refs"]):
-        np.testing.assert_allclose(run["reset_obs"][b], ref.obs[0], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(run["reset_obs"][b], ref.obs[0], atol=atol, rtol=0)
 
 
 def test_first_steps_match_reference(run) -> None:
@@ -150,6 +160,8 @@ def test_reward_and_info_on_port_states(run) -> None:
 
 
 def test_hand_placed_start_at_goal_succeeds(run) -> None:
+    if run["task"] in DRAWERS:
+        pytest.skip("a drawer reset always places the drawer; see test_drawer_scripted_episodes")
     assert run["metrics"]["success"][2, 0] == 1.0
     np.testing.assert_allclose(run["reward"][2, 0], 10.0, rtol=1e-6)
     _evaluate_in_reference(run, 2, [0])
@@ -194,3 +206,29 @@ def test_pick_place_grasp_follows_reference(run) -> None:
         reward_err = np.abs(run["reward"][b] - ref.reward)
         assert np.sum(reward_err > 0.1) <= 2, (where, np.flatnonzero(reward_err > 0.1))
         np.testing.assert_allclose(run["reward"][b].sum(), ref.reward.sum(), rtol=0.02)
+
+
+@pytest.mark.parametrize("run", DRAWERS, indirect=True)
+def test_drawer_scripted_episodes_follow_reference(run) -> None:
+    """Episodes 0 and 1 replayed open-loop for 100 steps: the reference's scripted actions open
+    (close) the drawer, first success at steps 86 and 87 (78 and 77); the port must do the same
+    through MJX's contacts (fingers and gripper base against the handle and the front).
+
+    Tolerances, with the values measured (mujoco-mjx 3.17 on CPU, float32): first success
+    within 1 step (measured: the same step); success flags equal at every step but 2; hand and
+    handle within 3 mm at every step (measured 0.9 mm and 1.6 mm); the 100-step return within
+    3 %. Reward and info on the port's states around the first success, evaluated by the
+    reference, to float32 precision.
+    """
+    for b, ref in enumerate(run["refs"]):
+        where = f"{run['task']} episode {b}"
+        theirs = np.array([i["success"] for i in ref.info], float)
+        ours = run["metrics"]["success"][b]
+        assert theirs.any() and ours.any(), where
+        assert abs(int(theirs.argmax()) - int(ours.argmax())) <= 1, where
+        assert np.sum(theirs != ours) <= 2, where
+        err = np.abs(run["obs"][b] - ref.obs[1:])
+        assert err[:, 0:3].max() < 3e-3 and err[:, 4:7].max() < 3e-3, (where, err.max(axis=0))
+        np.testing.assert_allclose(run["reward"][b].sum(), ref.reward.sum(), rtol=0.03)
+        first = int(ours.argmax())
+        _evaluate_in_reference(run, b, range(first - 2, first + 2))
