@@ -46,8 +46,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # The whole suite, the long learning checks included (marked `slow`); the Meta-World SAC
-# learning check (`mjx_learning`) and the extra learning checks (`extended`: MTPPO + SET on
-# MiniGrid) run apart: `make test-metaworld`, `make test-extended`.
+# learning check (`mjx_learning`) and the checks kept out of CI for time (`extended`: MTPPO dense
+# and SET on MiniGrid, the 4-fake-device run, drawer-open's MJX differential tests) run apart:
+# `make test-metaworld`, `make test-extended`.
 test: lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 \
 		-m "not mjx_learning and not extended"

@@ -76,7 +76,16 @@ def hand_placed_rand_vec(task: str) -> np.ndarray:
     raise AssertionError(task)
 
 
-@pytest.fixture(scope="module", params=TASKS)
+def _task_params(tasks):
+    """drawer-open's differential tests (~4 min of CI CPU) run apart (`make test-extended`):
+    drawer-close's exercise the same scene, model changes and per-episode case position in CI,
+    and drawer-open's scripted-policy fidelity is recorded in benchmarks/RESULTS.md."""
+    return [
+        pytest.param(t, marks=pytest.mark.extended) if t == "drawer-open-v3" else t for t in tasks
+    ]
+
+
+@pytest.fixture(scope="module", params=_task_params(TASKS))
 def run(request):
     task = request.param
     env = env_for(task)
@@ -208,7 +217,7 @@ def test_pick_place_grasp_follows_reference(run) -> None:
         np.testing.assert_allclose(run["reward"][b].sum(), ref.reward.sum(), rtol=0.02)
 
 
-@pytest.mark.parametrize("run", DRAWERS, indirect=True)
+@pytest.mark.parametrize("run", _task_params(DRAWERS), indirect=True)
 def test_drawer_scripted_episodes_follow_reference(run) -> None:
     """Episodes 0 and 1 replayed open-loop for 100 steps: the reference's scripted actions open
     (close) the drawer, first success at steps 86 and 87 (78 and 77); the port must do the same
