@@ -47,8 +47,8 @@ lint: install
 
 # The whole suite, the long learning checks included (marked `slow`); the Meta-World SAC
 # learning check (`mjx_learning`) and the checks kept out of CI for time (`extended`: MTPPO dense
-# and SET on MiniGrid, the 4-fake-device run, drawer-open's MJX differential tests) run apart:
-# `make test-metaworld`, `make test-extended`.
+# and SET on MiniGrid, the 4-fake-device run, drawer-open's and button-press-topdown's MJX
+# differential tests) run apart: `make test-metaworld`, `make test-extended`.
 test: lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 \
 		-m "not mjx_learning and not extended"
@@ -81,7 +81,7 @@ $(MINIGRID_RUNS): install
 
 # Multi-task SAC on Meta-World MT10 (MJX): `make mt10-gmp SEEDS=10` (ARCH=mtmhsac|mooresac|softmod,
 # default mtmhsac; the other two: MOORE-SAC, Soft Modularization). Until all
-# ten tasks are ported, name the ported ones: ARGS='env.suite=[reach-v3,push-v3,pick-place-v3,drawer-open-v3,drawer-close-v3]'.
+# ten tasks are ported, name the ported ones: ARGS='env.suite=[reach-v3,push-v3,pick-place-v3,drawer-open-v3,drawer-close-v3,button-press-topdown-v3]'.
 $(MT10_RUNS): install
 	$(VENV)/bin/jaxsparse train $@ --resume --seeds $(MT10_SEEDS) net.arch=$(MT10_ARCH) $(ARGS)
 

@@ -164,6 +164,9 @@ class SawyerEnv(PipelineEnv):
     GOAL_LOW: ClassVar[tuple[float, float, float]]  # goal_space
     GOAL_HIGH: ClassVar[tuple[float, float, float]]
     TARGET_RADIUS: ClassVar[float] = 0.05
+    # A body whose position Meta-World writes into the model at reset (the drawers' case, the
+    # button's box): its position is then part of the task state ("body_pos"), see `_system`.
+    MOVED_BODY: ClassVar[str | None] = None
 
     def __init__(self, goals: Any = None, goal_observable: bool = True):
         """`goals`: None (a new reset vector per reset) or an array (K, reset dim) to draw from.
@@ -216,14 +219,15 @@ class SawyerEnv(PipelineEnv):
         raise NotImplementedError
 
     def _system(self, task: dict) -> Any:
-        """The MJX model an episode runs on (default: the task's one model).
-
-        A task whose reset moves a model body (drawer-open and drawer-close move the drawer,
-        as Meta-World writes `model.body_pos` at reset) returns the model with that episode's
-        body position, from its task state: the model is then per environment under `vmap`.
-        """
-        del task
-        return self.sys
+        """The MJX model an episode runs on: the task's one model, or, for a task whose reset
+        moves a model body (`MOVED_BODY`: Meta-World writes `model.body_pos` at reset), the
+        model with that episode's body position (task["body_pos"]), per environment under
+        `vmap`."""
+        if self.MOVED_BODY is None:
+            return self.sys
+        body = self._mj_model.body(self.MOVED_BODY).id
+        body_pos = self.sys.body_pos.at[body].set(task["body_pos"].astype(self.sys.body_pos.dtype))
+        return self.sys.replace(body_pos=body_pos)
 
     def _after_reset_forward(self, data: mjx.Data, task: dict) -> dict:
         """The task state completed from the reset's forward pass (default: unchanged), for

@@ -128,9 +128,10 @@ class MjxChange:
 SOLVER_ITERATIONS = 8
 SOLVER_LS_ITERATIONS = 8
 
-# The puck (a cylinder) becomes a prism on a regular polygon with this many sides: the MJX face
-# limit is 20 vertices per face, and 16 sides keep the side surface within 0.7 % of the radius.
-PUCK_PRISM_SIDES = 16
+# Cylinders become prisms on a regular polygon with this many sides (the puck, the button): the
+# MJX face limit is 20 vertices per face, and 16 sides keep the side surface within 0.7 % of the
+# radius for the puck's equal-area polygon, 1.9 % for the button's inscribed one.
+PRISM_SIDES = 16
 
 # Geoms are named as in the XML, or "<body>/<k>" for the k-th geom of a body when unnamed.
 _GRIPPER = ("leftpad_geom", "rightpad_geom", "leftclaw_it", "rightclaw_it")
@@ -195,19 +196,52 @@ CONTACT_PAIRS["sawyer_drawer.xml"] = (
     ),
 )
 
+# The button-press-topdown scene: the button box's four collision boxes around the button's hole
+# (buttonbox/3..6: the blocks beside the hole in y, then in x; fixed), and the button on its
+# slide joint, three cylinders along the press axis (button/2..4: the rod through the hole, the
+# collar, the cap the fingers press). Meta-World's buttonbox is welded to the world, so MuJoCo's
+# parent filter does not separate it from its child, the button: the pressed button's collar
+# slides into the hole (its radius 2.6 cm against the hole's 2.4 cm half-width in y: 2 mm
+# lateral contacts on both sides, in the reference too) and its cap lands on the box's top.
+_BUTTON = ("button/2", "button/3", "button/4")
+_BUTTONBOX = ("buttonbox/3", "buttonbox/4", "buttonbox/5", "buttonbox/6")
+CONTACT_PAIRS["sawyer_button_press_topdown.xml"] = (
+    *((_TABLE, g) for g in _GRIPPER),
+    # the pressed button's collar in the hole and its cap on the box's top
+    *((part, box) for part in ("button/3", "button/4") for box in _BUTTONBOX),
+    # fingers: the button (cap from above, collar and rod when they reach down beside the cap)
+    # and the box from above and beside
+    *((g, part) for g in _GRIPPER for part in _BUTTON + _BUTTONBOX),
+    # the gripper base: the cap and the box from above
+    *((_GRIPPER_BASE, part) for part in ("button/4", *_BUTTONBOX)),
+)
+
+# Cylinders made convex prisms (scene -> geom names), other than the puck: regular 16-gons
+# inscribed in the cylinder, with a vertex on each of the geom's x and y axes, so a contact
+# along those axes is where the reference has it (the button's collar against the hole's walls,
+# which are normal to the geom's x and y axes: 2 mm deep in y and touching in x, as in the
+# reference); elsewhere the side lies at most 1.9 % of the radius inside the cylinder.
+PRISM_CYLINDERS: dict[str, tuple[str, ...]] = {"sawyer_button_press_topdown.xml": _BUTTON}
+
 # Boxes whose margin moves into their size (scene -> geom names): the finger pads and claws carry
 # a 1 mm margin, which MJX's box-box and capsule-box collisions drop (they report no contact for
 # separated geoms). A box grown by m on every face starts touching where the margin would; the
 # drawer scene needs it: the reset pulls the drawer out to within 0.3 mm of the resting claw,
 # and the reference's margin pushes it away over the first steps.
-MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {"sawyer_drawer.xml": _GRIPPER}
+MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {
+    "sawyer_drawer.xml": _GRIPPER,
+    "sawyer_button_press_topdown.xml": _GRIPPER,
+}
 
 # Collision hulls limited to this many vertices (mesh name -> count). MuJoCo's hull of the
 # gripper base (mesh eGripperBase, 6693 vertices) has 883 vertices and 1762 faces; MJX's
 # separating-axis test against a box costs faces x edges, so that hull is out of reach.
 # `maxhullvert` keeps 32 of the hull's vertices: the reduced hull lies inside the full one and
 # misses at most 3.4 mm of it (94 % of its volume); 16 vertices would miss 8.9 mm.
-HULL_VERTICES: dict[str, dict[str, int]] = {"sawyer_drawer.xml": {"eGripperBase": 32}}
+HULL_VERTICES: dict[str, dict[str, int]] = {
+    "sawyer_drawer.xml": {"eGripperBase": 32},
+    "sawyer_button_press_topdown.xml": {"eGripperBase": 32},
+}
 
 _DROPPED_PAIRS_REASON = (
     "every other candidate pair of MuJoCo's filtering cannot touch: the floor lies 0.9 m below "
@@ -218,7 +252,7 @@ _DROPPED_PAIRS_REASON = (
 )
 _PUCK_CHANGE = MjxChange(
     target="objGeom (puck: cylinder, radius 0.02, half-height 0.02)",
-    change=f"{PUCK_PRISM_SIDES}-sided convex prism of the same half-height whose cross-section has "
+    change=f"{PRISM_SIDES}-sided convex prism of the same half-height whose cross-section has "
     "the area of a disc of radius 0.02 + 0.001; its pairs get margin 0",
     reason="MJX has no cylinder-box or cylinder-mesh collision; a prism is the nearest convex "
     "shape it collides (a box has corners 8 mm out; a capsule cannot stand on its end). MJX has "
@@ -246,26 +280,28 @@ MJX_CHANGES: dict[str, tuple[MjxChange, ...]] = {
 }
 MJX_CHANGES["sawyer_push_v3.xml"] = MJX_CHANGES["sawyer_reach_v3.xml"]
 MJX_CHANGES["sawyer_pick_place_v3.xml"] = MJX_CHANGES["sawyer_reach_v3.xml"]
+_GRIPPER_BASE_HULL_CHANGE = MjxChange(
+    target="right_hand/0 (gripper base, mesh eGripperBase)",
+    change="collision hull limited to 32 vertices (mesh maxhullvert; HULL_VERTICES)",
+    reason="MuJoCo's hull of the mesh has 883 vertices and 1762 faces, far beyond what "
+    "MJX's convex collision handles (its cost grows with faces x edges). The 32-vertex hull "
+    "is a subset of the full one, at most 3.4 mm inside it; the mesh's mass and inertia "
+    "are computed from the mesh itself and do not change (checked)",
+)
+_FINGER_MARGIN_CHANGE = MjxChange(
+    target="leftpad_geom, rightpad_geom, leftclaw_it, rightclaw_it (finger boxes)",
+    change="each half-size grown by the geom's 1 mm margin; their pairs get margin 0; their "
+    "bodies keep the reference's mass and inertia explicitly (MARGIN_IN_SIZE)",
+    reason="MJX's box-box, capsule-box and mesh collisions report no contact for separated "
+    "geoms, so the margin is lost; a box grown by m on every face starts its contacts where the "
+    "margin would (edges and corners sharp instead of rounded). It matters in the drawer scene: "
+    "the reset pulls the drawer out to within 0.3 mm of the resting claw, and the margin's "
+    "contact pushes it over the first steps (measured: without this the port's drawer stayed "
+    "put and drawer-close succeeded 3 steps late on the scripted policy)",
+)
 MJX_CHANGES["sawyer_drawer.xml"] = (
-    MjxChange(
-        target="right_hand/0 (gripper base, mesh eGripperBase)",
-        change="collision hull limited to 32 vertices (mesh maxhullvert; HULL_VERTICES)",
-        reason="MuJoCo's hull of the mesh has 883 vertices and 1762 faces, far beyond what "
-        "MJX's convex collision handles (its cost grows with faces x edges). The 32-vertex hull "
-        "is a subset of the full one, at most 3.4 mm inside it; the mesh's mass and inertia "
-        "are computed from the mesh itself and do not change (checked)",
-    ),
-    MjxChange(
-        target="leftpad_geom, rightpad_geom, leftclaw_it, rightclaw_it (finger boxes)",
-        change="each half-size grown by the geom's 1 mm margin; their pairs get margin 0; their "
-        "bodies keep the reference's mass and inertia explicitly (MARGIN_IN_SIZE)",
-        reason="MJX's box-box and capsule-box collisions report no contact for separated geoms, "
-        "so the margin is lost; a box grown by m on every face starts its contacts where the "
-        "margin would (edges and corners sharp instead of rounded). It matters here: the reset "
-        "pulls the drawer out to within 0.3 mm of the resting claw, and the margin's contact "
-        "pushes it over the first steps (measured: without this the port's drawer stayed put "
-        "and drawer-close succeeded 3 steps late on the scripted policy)",
-    ),
+    _GRIPPER_BASE_HULL_CHANGE,
+    _FINGER_MARGIN_CHANGE,
     MjxChange(
         target="contact pairs",
         change="MuJoCo's contype/conaffinity filtering (187 candidates) -> the 59 explicit "
@@ -276,6 +312,33 @@ MJX_CHANGES["sawyer_drawer.xml"] = (
         "against the gripper (behind the drawer), the front and side retaining walls "
         "(out of reach). Checked in native MuJoCo on the reference scene under extreme and "
         "scripted policies (tests/envs/metaworld/test_metaworld_models.py)",
+    ),
+    _SOLVER_CHANGE,
+)
+
+MJX_CHANGES["sawyer_button_press_topdown.xml"] = (
+    MjxChange(
+        target="button/2, button/3, button/4 (the button's rod, collar and cap: cylinders)",
+        change="16-sided convex prisms inscribed in the cylinders, a vertex on each of the "
+        "geom's x and y axes (PRISM_CYLINDERS)",
+        reason="MJX has no cylinder-box or cylinder-mesh collision, and the button meets the "
+        "fingers (boxes), the gripper base (mesh) and the button box (boxes). With vertices on "
+        "the axes the collar's contacts with the hole's walls are the reference's (2 mm deep "
+        "in y, touching in x); the cap's flat faces, which the fingers press and which land on "
+        "the box, are unchanged in height",
+    ),
+    _GRIPPER_BASE_HULL_CHANGE,
+    _FINGER_MARGIN_CHANGE,
+    MjxChange(
+        target="contact pairs",
+        change="MuJoCo's contype/conaffinity filtering (99 candidates) -> the 45 explicit "
+        "pairs in CONTACT_PAIRS",
+        reason="the dropped candidates cannot touch: the button and the gripper against the "
+        "floor 0.9 m below, the button against the table (it stands 11 cm up on the box) and "
+        "the retaining walls (out of reach), the rod against the hole's walls (2.1 cm against "
+        "2.4 cm), the gripper base against the table (mocap floor) and the button's rod and "
+        "collar (under the wider cap). Checked in native MuJoCo on the reference scene under "
+        "extreme and scripted policies (tests/envs/metaworld/test_metaworld_models.py)",
     ),
     _SOLVER_CHANGE,
 )
@@ -327,9 +390,16 @@ def mixed_contact_params(model: mujoco.MjModel, g1: int, g2: int) -> dict[str, o
     }
 
 
-def _prism_vertices(radius: float, half_height: float, sides: int) -> np.ndarray:
-    """A regular `sides`-gon prism with the area of a disc of `radius`, centred at the origin."""
-    circumradius = radius * math.sqrt(2 * math.pi / (sides * math.sin(2 * math.pi / sides)))
+def _prism_vertices(
+    radius: float, half_height: float, sides: int, inscribed: bool = False
+) -> np.ndarray:
+    """A regular `sides`-gon prism centred at the origin, a vertex on the x axis: with the area
+    of a disc of `radius`, or `inscribed` in the circle of `radius`."""
+    circumradius = (
+        radius
+        if inscribed
+        else radius * math.sqrt(2 * math.pi / (sides * math.sin(2 * math.pi / sides)))
+    )
     angle = np.arange(sides) * 2 * math.pi / sides
     ring = np.stack([circumradius * np.cos(angle), circumradius * np.sin(angle)], axis=-1)
     top = np.concatenate([ring, np.full((sides, 1), half_height)], axis=1)
@@ -421,9 +491,21 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
         radius, half_height = float(geom.size[0]), float(geom.size[1])
         mesh = spec.add_mesh()
         mesh.name = "objGeom_prism"
-        mesh.uservert = _prism_vertices(radius + puck_margin, half_height, PUCK_PRISM_SIDES).ravel()
+        mesh.uservert = _prism_vertices(radius + puck_margin, half_height, PRISM_SIDES).ravel()
         geom.type = mujoco.mjtGeom.mjGEOM_MESH
         geom.meshname = mesh.name
+    for name in PRISM_CYLINDERS.get(scene, ()):
+        g = names.index(name)
+        if reference.geom_type[g] != mujoco.mjtGeom.mjGEOM_CYLINDER:
+            raise AssertionError(f"{name}: only cylinders become prisms")
+        geom = spec.geoms[g]
+        mesh = spec.add_mesh()
+        mesh.name = f"{name}_prism"
+        radius, half_height = float(reference.geom_size[g, 0]), float(reference.geom_size[g, 1])
+        mesh.uservert = _prism_vertices(radius, half_height, PRISM_SIDES, True).ravel()
+        geom.type = mujoco.mjtGeom.mjGEOM_MESH
+        geom.meshname = mesh.name
+        _keep_inertial(spec, reference, int(reference.geom_bodyid[g]))
     grown = MARGIN_IN_SIZE.get(scene, ())
     for name in grown:
         # MJX's box-box and capsule-box functions return no contact for separated geoms, so a

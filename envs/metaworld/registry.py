@@ -6,6 +6,7 @@ from typing import Any
 
 from envs.metaworld.base import SawyerEnv
 from envs.metaworld.models import MT10_SCENES, check_task, metaworld_dir
+from envs.metaworld.tasks.button_press_topdown import ButtonPressTopdownEnv
 from envs.metaworld.tasks.drawer import DrawerCloseEnv, DrawerOpenEnv
 from envs.metaworld.tasks.pick_place import PickPlaceEnv
 from envs.metaworld.tasks.push import PushEnv
@@ -17,6 +18,7 @@ TASKS: dict[str, type[SawyerEnv]] = {
     "pick-place-v3": PickPlaceEnv,
     "drawer-open-v3": DrawerOpenEnv,
     "drawer-close-v3": DrawerCloseEnv,
+    "button-press-topdown-v3": ButtonPressTopdownEnv,
 }
 # The MT10 task names, in Meta-World's order (not all are ported yet: see TASKS).
 TASK_NAMES: tuple[str, ...] = tuple(MT10_SCENES)

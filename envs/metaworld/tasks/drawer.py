@@ -3,7 +3,8 @@
 Both load `sawyer_drawer.xml`: a fixed case (body `drawer`) with the drawer (`drawer_link`) on a
 slide joint, qpos[9] in [-0.16, 0] (0 closed, negative pulled out towards the robot). The reset
 vector is the case's position, x in [-0.1, 0.1] at y = 0.9, z = 0; Meta-World writes it into
-`model.body("drawer").pos`, so here each episode's model carries it (`_system`).
+`model.body("drawer").pos`, so here each episode's model carries it (`MOVED_BODY`,
+`SawyerEnv._system`).
 
 The reference's `reset()` runs `reset_model` twice (directly, then from gymnasium's reset after
 `mj_resetData`), so by the time it reads the observation the case is already at the new position
@@ -40,6 +41,7 @@ class DrawerEnv(SawyerEnv):
     GOAL_HIGH = HAND_HIGH
     # maxDist: how far the drawer opens in the task.
     MAX_DIST: float
+    MOVED_BODY = "drawer"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -47,14 +49,7 @@ class DrawerEnv(SawyerEnv):
         joint = m.joint("goal_slidey")
         if int(joint.qposadr[0]) != SLIDE_QPOS or int(joint.dofadr[0]) != SLIDE_QPOS:
             raise AssertionError("the drawer's slide joint must be qpos[9] / qvel[9]")
-        self._case_body = m.body("drawer").id
         self._drawer_body = m.body("drawer_link").id
-
-    def _system(self, task: dict) -> Any:
-        body_pos = self.sys.body_pos.at[self._case_body].set(
-            task["case_pos"].astype(self.sys.body_pos.dtype)
-        )
-        return self.sys.replace(body_pos=body_pos)
 
     def handle(self, data: mjx.Data) -> jnp.ndarray:
         """`get_body_com("drawer_link") + (0, -0.16, 0)`."""
@@ -74,7 +69,7 @@ class DrawerOpenEnv(DrawerEnv):
             "target_pos": target,
             "obj_init_pos": rand_vec,
             "init_tcp": self.init_tcp(),
-            "case_pos": rand_vec,
+            "body_pos": rand_vec,
         }
         return data, task
 
@@ -131,7 +126,7 @@ class DrawerCloseEnv(DrawerEnv):
             # set by _after_reset_forward: the handle once the drawer is out
             "obj_init_pos": jnp.zeros(3),
             "init_tcp": self.init_tcp(),
-            "case_pos": rand_vec,
+            "body_pos": rand_vec,
         }
         return data, task
 

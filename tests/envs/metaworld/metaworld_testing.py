@@ -85,6 +85,7 @@ class ReferenceEvaluator:
     reset loops forever on a vector that breaks its rejection rule, like a hand-placed one)."""
 
     def __init__(self, task: str):
+        self.task = task
         self.env = make_reference(task, reference_rand_vecs(task, 1, seed=0)[0])
         self.env.reset()
 
@@ -102,8 +103,11 @@ class ReferenceEvaluator:
         np.testing.assert_allclose(env.init_tcp, task_state["init_tcp"], atol=1e-6)
         env._target_pos = np.asarray(task_state["target_pos"], np.float64)
         env.obj_init_pos = np.asarray(task_state["obj_init_pos"], np.float64)
-        if "case_pos" in task_state:  # the drawers: the case's position is a model field
-            env.model.body("drawer").pos = np.asarray(task_state["case_pos"], np.float64)
+        moved = env_for(self.task).MOVED_BODY  # e.g. the drawers' case: a model field
+        if moved is not None:
+            env.model.body(moved).pos = np.asarray(task_state["body_pos"], np.float64)
+        if "obj_to_target_init" in task_state:  # button-press-topdown's reward margin
+            env._obj_to_target_init = float(task_state["obj_to_target_init"])
         env.set_state(np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
         env.data.mocap_pos[:] = mocap_pos
         mujoco.mj_forward(env.model, env.data)

@@ -11,7 +11,7 @@ from brax.envs.base import PipelineEnv, State
 from metaworld_testing import env_for
 from scipy import stats
 
-from envs.metaworld import ACTION_SIZE, INFO_KEYS, OBS_SIZE, TASK_NAMES, make
+from envs.metaworld import ACTION_SIZE, INFO_KEYS, OBS_SIZE, PORTED_TASKS, TASK_NAMES, make
 from envs.metaworld.reference import reference_rand_vecs
 
 
@@ -66,9 +66,7 @@ def test_wrong_reset_vector_and_goals() -> None:
         make("reach-v3", goals=np.ones((1, 6)))
 
 
-@pytest.mark.parametrize(
-    "task", ["reach-v3", "push-v3", "pick-place-v3", "drawer-open-v3", "drawer-close-v3"]
-)
+@pytest.mark.parametrize("task", PORTED_TASKS)
 def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
     """In the random reset space (for the puck tasks, object and goal >= 0.15 apart), and
     distributed as Meta-World draws them (two-sample Kolmogorov-Smirnov per coordinate)."""
@@ -81,6 +79,9 @@ def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
     if task.startswith("drawer"):  # the case's x; y and z are fixed
         np.testing.assert_allclose(ours[:, 1:], np.broadcast_to(low[1:], (1000, 2)), atol=1e-7)
         np.testing.assert_array_equal(theirs[:, 1:], np.broadcast_to(low[1:], (100, 2)))
+    elif task == "button-press-topdown-v3":  # the box's x and y; z is fixed
+        np.testing.assert_allclose(ours[:, 2], low[2], atol=1e-7)
+        np.testing.assert_array_equal(theirs[:, 2], low[2])
     else:
         assert np.all(np.linalg.norm(ours[:, :2] - ours[:, 3:5], axis=1) >= 0.15)
     for k in np.flatnonzero(high > low):

@@ -24,6 +24,7 @@ def test_ported_tasks_and_change_table() -> None:
         "pick-place-v3",
         "drawer-open-v3",
         "drawer-close-v3",
+        "button-press-topdown-v3",
     )
     for scene in PORTED_SCENES:
         changes = models.MJX_CHANGES[scene]
@@ -64,6 +65,34 @@ def test_mjx_loads_the_changed_scene_but_not_the_reference(task: str) -> None:
     else:
         with pytest.raises(NotImplementedError, match="CYLINDER"):
             mjx.put_model(reference)
+    if models.MT10_SCENES[task] == "sawyer_button_press_topdown.xml":
+        assert _hull_vertices(model, "eGripperBase") == 32
+        assert model.npair == 45 and len(models.default_contact_pairs(reference)) == 99
+
+
+def test_button_prisms_are_inscribed_with_vertices_on_the_hole_axes() -> None:
+    """The button's cylinders as 16-gon prisms: the same centre, height and radius along the
+    world's x and y axes (the hole's walls), at most 1.9 % inside the circle elsewhere."""
+    task = "button-press-topdown-v3"
+    reference, model = models.load_reference_model(task), models.load_mjx_model(task)
+    ref_data, data = mujoco.MjData(reference), mujoco.MjData(model)
+    mujoco.mj_forward(reference, ref_data)
+    mujoco.mj_forward(model, data)
+    names = models.geom_names(model)
+    for name in ("button/2", "button/3", "button/4"):
+        g = names.index(name)
+        radius, half_height = reference.geom_size[g, :2]
+        assert model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH
+        mesh = model.geom_dataid[g]
+        start = model.mesh_vertadr[mesh]
+        local = model.mesh_vert[start : start + model.mesh_vertnum[mesh]]
+        world = local @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
+        centre = ref_data.geom_xpos[g]
+        np.testing.assert_allclose(data.geom_xpos[g], centre, atol=1e-9)
+        offset = world - centre
+        np.testing.assert_allclose(offset.max(axis=0), [radius, radius, half_height], rtol=1e-6)
+        np.testing.assert_allclose(-offset.min(axis=0), [radius, radius, half_height], rtol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(offset[:, :2], axis=1), radius, rtol=1e-6)
 
 
 def _scripted_push(model: mujoco.MjModel, steps: int) -> np.ndarray:
@@ -97,9 +126,11 @@ def test_explicit_pairs_reproduce_mujocos_own_filtering_exactly() -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def _contacts_under_extreme_policies(task: str, episodes: int, seed: int) -> set[tuple[str, str]]:
-    """Every geom pair in contact in the reference scene when the hand is driven into the
-    corners of the mocap box, onto the table and through the puck, fingers open or closed."""
+def _scan_contacts(task: str, episodes: int, seed: int, steps: int, place, target) -> set:
+    """Every geom pair in contact in the reference scene when, after the hand reset, `place`
+    puts the objects somewhere (rng, model, data) and the hand is driven towards
+    `target(episode, t, rng, model, data, corner)` with noise, fingers open or closed, where
+    `corner` is a random corner of the mocap box."""
     model = models.load_reference_model(task)
     names = models.geom_names(model)
     low, high = np.array([-0.5, 0.4, 0.05]), np.array([0.5, 1.0, 0.5])
@@ -111,66 +142,83 @@ def _contacts_under_extreme_policies(task: str, episodes: int, seed: int) -> set
             data.mocap_pos[0], data.mocap_quat[0] = (0, 0.6, 0.2), (1, 0, 1, 0)
             data.ctrl[:] = (-1, 1)
             mujoco.mj_step(model, data, 5)
-        data.qpos[9:12] = (rng.uniform(-0.1, 0.1), rng.uniform(0.6, 0.7), 0.02)
+        place(rng, model, data)
         mujoco.mj_forward(model, data)
         corner = np.where(rng.random(3) < 0.5, low, high)
         grip = 1.0 if episode % 2 else -1.0
-        for t in range(120):
+        for t in range(steps):
             hand = data.xpos[model.body("hand").id]
-            obj = data.xpos[model.body("obj").id]
-            target = (
-                corner if episode % 3 == 0 else obj + np.array([0, 0.3 * (t > 40) - 0.03, -0.05])
-            )
-            move = np.clip((target - hand) * 30 + rng.normal(0, 0.3, 3), -1, 1) / 100
+            goal = target(episode, t, rng, model, data, corner)
+            move = np.clip((goal - hand) * 30 + rng.normal(0, 0.3, 3), -1, 1) / 100
             data.mocap_pos[0] = np.clip(data.mocap_pos[0] + move, low, high)
             data.ctrl[:] = (grip, -grip)
             mujoco.mj_step(model, data, 5)
             for c in data.contact[: data.ncon]:
                 seen.add(tuple(sorted((names[c.geom1], names[c.geom2]))))
     return seen
+
+
+def _contacts_under_extreme_policies(task: str, episodes: int, seed: int) -> set[tuple[str, str]]:
+    """The puck scenes: the hand driven into the corners of the mocap box, onto the table and
+    through the puck."""
+
+    def place(rng, model, data):
+        data.qpos[9:12] = (rng.uniform(-0.1, 0.1), rng.uniform(0.6, 0.7), 0.02)
+
+    def target(episode, t, rng, model, data, corner):
+        obj = data.xpos[model.body("obj").id]
+        return corner if episode % 3 == 0 else obj + np.array([0, 0.3 * (t > 40) - 0.03, -0.05])
+
+    return _scan_contacts(task, episodes, seed, 120, place, target)
 
 
 def _contacts_under_extreme_drawer_policies(episodes: int, seed: int) -> set[tuple[str, str]]:
-    """Every geom pair in contact in the reference drawer scene, the case anywhere in its reset
-    range and the drawer at any opening, when the hand is driven into the mocap box's corners,
-    down and through the handle, over and into the open drawer, behind and beside the case and
-    onto its top, fingers open or closed."""
-    model = models.load_reference_model("drawer-open-v3")
-    names = models.geom_names(model)
-    low, high = np.array([-0.5, 0.4, 0.05]), np.array([0.5, 1.0, 0.5])
-    rng = np.random.default_rng(seed)
-    case = model.body("drawer").id
-    seen = set()
-    for episode in range(episodes):
-        model.body_pos[case] = (rng.uniform(-0.1, 0.1), 0.9, 0.0)
-        data = mujoco.MjData(model)
-        for _ in range(50):
-            data.mocap_pos[0], data.mocap_quat[0] = (0, 0.6, 0.2), (1, 0, 1, 0)
-            data.ctrl[:] = (-1, 1)
-            mujoco.mj_step(model, data, 5)
+    """The drawer scene, the case anywhere in its reset range and the drawer at any opening:
+    the hand driven into the mocap box's corners, down and through the handle, over and into
+    the open drawer, behind and beside the case and onto its top."""
+
+    def place(rng, model, data):
+        model.body("drawer").pos = (rng.uniform(-0.1, 0.1), 0.9, 0.0)
         data.qpos[9] = rng.uniform(-0.16, 0.0)
-        mujoco.mj_forward(model, data)
-        corner = np.where(rng.random(3) < 0.5, low, high)
-        grip = 1.0 if episode % 2 else -1.0
+
+    def target(episode, t, rng, model, data, corner):
+        handle = data.xpos[model.body("drawer_link").id] + np.array([0, -0.16, 0.0])
         side = 0.3 if episode % 12 < 6 else -0.3
-        for t in range(150):
-            hand = data.xpos[model.body("hand").id]
-            handle = data.xpos[model.body("drawer_link").id] + np.array([0, -0.16, 0.0])
-            target = [
-                corner,
-                handle + np.array([0, 0.05 * (t > 60) - 0.02, -0.1]),
-                handle + np.array([rng.uniform(-0.15, 0.15), 0.1, -0.1 + 0.2 * (t > 70)]),
-                np.array([handle[0] + rng.uniform(-0.2, 0.2), 1.0, 0.0]),
-                np.array([handle[0] + side * (1 - t / 150), 0.9 + rng.uniform(-0.08, 0.08), 0.05]),
-                np.array([handle[0], 0.95, 0.3 - 0.4 * t / 150]),
-            ][episode % 6]
-            move = np.clip((target - hand) * 30 + rng.normal(0, 0.3, 3), -1, 1) / 100
-            data.mocap_pos[0] = np.clip(data.mocap_pos[0] + move, low, high)
-            data.ctrl[:] = (grip, -grip)
-            mujoco.mj_step(model, data, 5)
-            for c in data.contact[: data.ncon]:
-                seen.add(tuple(sorted((names[c.geom1], names[c.geom2]))))
-    return seen
+        return [  # all evaluated, so each step draws the same random numbers
+            corner,
+            handle + np.array([0, 0.05 * (t > 60) - 0.02, -0.1]),
+            handle + np.array([rng.uniform(-0.15, 0.15), 0.1, -0.1 + 0.2 * (t > 70)]),
+            np.array([handle[0] + rng.uniform(-0.2, 0.2), 1.0, 0.0]),
+            np.array([handle[0] + side * (1 - t / 150), 0.9 + rng.uniform(-0.08, 0.08), 0.05]),
+            np.array([handle[0], 0.95, 0.3 - 0.4 * t / 150]),
+        ][episode % 6]
+
+    return _scan_contacts("drawer-open-v3", episodes, seed, 150, place, target)
+
+
+def _contacts_under_extreme_button_policies(episodes: int, seed: int) -> set[tuple[str, str]]:
+    """The button scene, the box anywhere in its reset range and the button at any depth: the
+    hand driven into the mocap box's corners, down onto and around the cap, down onto the box
+    from anywhere above it, beside it low, behind it, and across the front of the cap."""
+
+    def place(rng, model, data):
+        model.body("box").pos = (rng.uniform(-0.1, 0.1), rng.uniform(0.8, 0.9), 0.115)
+        data.qpos[9] = rng.uniform(-0.06, 0.0)
+
+    def target(episode, t, rng, model, data, corner):
+        cap = data.site_xpos[model.site("buttonStart").id]
+        box = model.body("box").pos
+        side = 0.3 if episode % 12 < 6 else -0.3
+        return [  # all evaluated, so each step draws the same random numbers
+            corner,
+            cap + np.array([*rng.uniform(-0.03, 0.03, 2), 0.1 - 0.25 * t / 150]),
+            box + np.array([*rng.uniform(-0.15, 0.15, 2), 0.235 - 0.35 * t / 150]),
+            np.array([box[0] + side * (1 - t / 150), box[1] + rng.uniform(-0.1, 0.1), 0.05]),
+            np.array([box[0], 1.0, 0.3 - 0.3 * t / 150]),
+            np.array([box[0] + rng.uniform(-0.06, 0.06), box[1] - 0.15 + 0.1 * t / 150, 0.12]),
+        ][episode % 6]
+
+    return _scan_contacts("button-press-topdown-v3", episodes, seed, 150, place, target)
 
 
 def _contacts_under_scripted_policy(task: str, episodes: int, seed: int) -> dict:
@@ -215,7 +263,23 @@ def test_dropped_drawer_pairs_never_touch() -> None:
         assert scripted[("drawer_link/8", "leftpad_geom")] > 100  # the policy works the handle
 
 
-PUCK_TASKS = tuple(t for t in models.PORTED_TASKS if models.MT10_SCENES[t] != "sawyer_drawer.xml")
+def test_dropped_button_pairs_never_touch() -> None:
+    kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS["sawyer_button_press_topdown.xml"]}
+    seen = _contacts_under_extreme_button_policies(episodes=48, seed=1)
+    assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
+    # the scan does see contacts: the cap pressed, the box from above, the fingers on the rod
+    assert {
+        ("button/4", "leftpad_geom"),
+        ("button/3", "buttonbox/3"),
+        ("buttonbox/4", "right_hand/0"),
+        ("button/2", "leftclaw_it"),
+    } <= seen
+    scripted = _contacts_under_scripted_policy("button-press-topdown-v3", episodes=4, seed=0)
+    assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
+    assert scripted[("button/4", "buttonbox/3")] > 100  # the policy presses the button home
+
+
+PUCK_TASKS = ("reach-v3", "push-v3", "pick-place-v3")
 
 
 @pytest.mark.parametrize("task", PUCK_TASKS)
