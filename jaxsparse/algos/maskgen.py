@@ -222,11 +222,11 @@ class MaskGen:
             return jax.vmap(lambda t: one(t, None))(tasks)
         return jax.vmap(one)(tasks, jax.random.split(key, self.n_tasks))
 
-    def active_per_task(self, gen: PyTree, name: str, obs: Array, task: Array) -> Array:
-        """Neurons each task uses on ``obs`` (deterministic masks; a neuron on for at least one
-        of the task's samples counts): ``[T, layers]`` (the critics: ``critic_0``'s layers)."""
-        masks = self.masks(gen, name, obs, task, None)
-        layers = masks if name == "actor" else masks[0]
+    def active_per_task(self, masks: Masks | tuple[Masks, Masks], task: Array) -> Array:
+        """Neurons each task uses in ``masks`` (``masks(...)``'s output for samples of tasks
+        ``task [B]``; a neuron on for at least one of the task's samples counts):
+        ``[T, layers]`` (for the critics' pair: ``critic_0``'s layers)."""
+        layers = masks[0] if isinstance(masks[0], tuple) else masks
         onehot = jax.nn.one_hot(task, self.n_tasks, dtype=jnp.float32)  # [B, T]
         used = [(onehot.T @ m) > 0 for m in layers]  # [T, width] each
         return jnp.stack([u.sum(axis=-1) for u in used], axis=-1).astype(jnp.int32)

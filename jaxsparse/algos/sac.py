@@ -782,13 +782,14 @@ class SAC:
         (mean, log_std), a_inter = net.actor(
             params["actor"], obs, task, task_major=True, masks=a_masks, mutable=["intermediates"]
         )
+        c_masks = self._masks(gen, "critic", obs, task, None)
         _, c_inter = net.critic(
             params["critic"],
             obs,
             batch["action"],
             task,
             task_major=True,
-            masks=self._masks(gen, "critic", obs, task, None),
+            masks=c_masks,
             mutable=["intermediates"],
         )
         actor_acts = flatten_intermediates(a_inter)
@@ -820,13 +821,16 @@ class SAC:
             per_sample_fisher(log_prob, params["actor"], inputs, pre_tanh, masks, pl.fisher_chunk)
         )
         if self.maskgen is not None:
-            out.update(self._maskgen_diagnostics(state, obs, task, jax.random.fold_in(key, 1)))
+            masks = {"actor": a_masks, "critic": c_masks}
+            key = jax.random.fold_in(key, 1)
+            out.update(self._maskgen_diagnostics(state, obs, task, masks, key))
         return out
 
     def _maskgen_diagnostics(
-        self, state: SACState, obs: Array, task: Array, key: Array
+        self, state: SACState, obs: Array, task: Array, masks: dict[str, Any], key: Array
     ) -> dict[str, Array]:
-        """The mask generator's logs (deterministic masks on the diagnostics batch ``obs``):
+        """The mask generator's logs (``masks``: the deterministic masks on the diagnostics
+        batch ``obs``, as ``diagnose`` computed them):
         the task-by-task similarity of the actor's and the critics' masks and of the policies
         (the VAE on fresh segments), upper triangles as ``{actor_mask,critic_mask,policy}_sim/
         {i}-{j}``; the neurons each task uses per layer (on at least one of its samples),
@@ -845,7 +849,7 @@ class SAC:
                 for j in range(i + 1, T):
                     out[f"{name}_sim/{i}-{j}"] = sim[i, j]
         for name in ("actor", "critic"):
-            active = mg.active_per_task(params["mask_gen"], name, obs, task)  # [T, layers]
+            active = mg.active_per_task(masks[name], task)  # [T, layers]
             for t in range(T):
                 for layer in range(active.shape[1]):
                     out[f"{name}_active_{layer}/{t}"] = active[t, layer]

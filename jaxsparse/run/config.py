@@ -463,13 +463,14 @@ class ExperimentConfig(_Strict):
                 f"maskgen.enabled needs net.arch 'mtmhsac' (the generator masks its hidden "
                 f"neurons), got {self.net.arch!r}"
             )
+        from jaxsparse.nets.maskgen import active_neurons
+
         for name in ("actor_hidden", "critic_hidden"):
             for w in getattr(sac, name):
-                if round((1.0 - mg.ratio) * w) < 1:
-                    raise ValueError(
-                        f"maskgen.ratio ({mg.ratio}) leaves no neuron of a sac.{name} layer of "
-                        f"width {w}: round((1 - ratio) * width) must be at least 1"
-                    )
+                try:
+                    active_neurons(mg.ratio, w)
+                except ValueError as err:
+                    raise ValueError(f"maskgen.ratio, sac.{name}: {err}") from None
         if sac.warmup_steps < mg.segment_length:
             raise ValueError(
                 f"sac.warmup_steps ({sac.warmup_steps}) must be at least maskgen.segment_length "

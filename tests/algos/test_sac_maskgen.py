@@ -147,8 +147,9 @@ def test_vmapped_update_runs_similarity_phases_and_keeps_exact_neuron_counts():
         assert np.all((d[name] >= 0) & (d[name] <= 1 + 1e-6)), name
     for t in range(2):
         for layer, w in enumerate((16, 12)):
-            used = np.asarray(d[f"actor_active_{layer}/{t}"])
-            assert np.all((used >= active_neurons(0.5, w)) & (used <= w))
+            for name in ("actor", "critic"):
+                used = np.asarray(d[f"{name}_active_{layer}/{t}"])
+                assert np.all((used >= active_neurons(0.5, w)) & (used <= w)), name
 
 
 def test_maskgen_settings_fail_before_compiling():

@@ -78,7 +78,7 @@ def test_report_labels_a_maskgen_run_by_its_ratio() -> None:
     ("overrides", "match"),
     [
         (["maskgen.ratio=1.0"], "maskgen.ratio"),
-        (["maskgen.ratio=0.999"], "maskgen.ratio"),
+        (["maskgen.ratio=0.999"], r"maskgen.ratio, sac.actor_hidden: ratio 0.999 leaves no neuron"),
         (["net.arch=softmod"], "mtmhsac"),
         (["maskgen.enabled=false", "maskgen.ratio=0.5"], "maskgen.enabled is false"),
         (["sac.warmup_steps=5"], "maskgen.segment_length"),
