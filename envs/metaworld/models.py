@@ -489,22 +489,15 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
         )
         geom = spec.geoms[puck]
         radius, half_height = float(geom.size[0]), float(geom.size[1])
-        mesh = spec.add_mesh()
-        mesh.name = "objGeom_prism"
-        mesh.uservert = _prism_vertices(radius + puck_margin, half_height, PRISM_SIDES).ravel()
-        geom.type = mujoco.mjtGeom.mjGEOM_MESH
-        geom.meshname = mesh.name
+        vertices = _prism_vertices(radius + puck_margin, half_height, PRISM_SIDES)
+        _as_mesh(spec, geom, "objGeom_prism", vertices)
     for name in PRISM_CYLINDERS.get(scene, ()):
         g = names.index(name)
         if reference.geom_type[g] != mujoco.mjtGeom.mjGEOM_CYLINDER:
             raise AssertionError(f"{name}: only cylinders become prisms")
-        geom = spec.geoms[g]
-        mesh = spec.add_mesh()
-        mesh.name = f"{name}_prism"
         radius, half_height = float(reference.geom_size[g, 0]), float(reference.geom_size[g, 1])
-        mesh.uservert = _prism_vertices(radius, half_height, PRISM_SIDES, True).ravel()
-        geom.type = mujoco.mjtGeom.mjGEOM_MESH
-        geom.meshname = mesh.name
+        vertices = _prism_vertices(radius, half_height, PRISM_SIDES, inscribed=True)
+        _as_mesh(spec, spec.geoms[g], f"{name}_prism", vertices)
         _keep_inertial(spec, reference, int(reference.geom_bodyid[g]))
     grown = MARGIN_IN_SIZE.get(scene, ())
     for name in grown:
@@ -527,6 +520,15 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
     _set_mocap_weld(model)
     check_same_dynamics(reference, model)
     return model
+
+
+def _as_mesh(spec: mujoco.MjSpec, geom: mujoco.MjsGeom, name: str, vertices: np.ndarray) -> None:
+    """Make `geom` a mesh geom on a new mesh `name` with `vertices` (its convex hull)."""
+    mesh = spec.add_mesh()
+    mesh.name = name
+    mesh.uservert = vertices.ravel()
+    geom.type = mujoco.mjtGeom.mjGEOM_MESH
+    geom.meshname = mesh.name
 
 
 def _keep_inertial(spec: mujoco.MjSpec, reference: mujoco.MjModel, body: int) -> None:

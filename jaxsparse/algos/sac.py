@@ -821,9 +821,9 @@ class SAC:
             per_sample_fisher(log_prob, params["actor"], inputs, pre_tanh, masks, pl.fisher_chunk)
         )
         if self.maskgen is not None:
-            masks = {"actor": a_masks, "critic": c_masks}
+            gen_masks = {"actor": a_masks, "critic": c_masks}
             key = jax.random.fold_in(key, 1)
-            out.update(self._maskgen_diagnostics(state, obs, task, masks, key))
+            out.update(self._maskgen_diagnostics(state, obs, task, gen_masks, key))
         return out
 
     def _maskgen_diagnostics(

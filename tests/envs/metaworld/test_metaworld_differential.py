@@ -242,9 +242,9 @@ def test_scripted_episodes_follow_reference(run) -> None:
     on drawer-close's 4 episodes: the same first-success step, hand within 0.93 mm and handle
     within 2.2 mm. The button, measured over 4 episodes of 150 steps: success equal at every
     step; hand within 2.5 mm and button within 1.2 mm up to the first success, returns up to it
-    within 0.2 %. Beyond it the press goes on
-    through the joint's soft limit and the fingers sink into the cap: in the reference by up to
-    25 mm on one contact point per finger, after which a finger slips off the cap's edge; MJX
+    within 0.2 %. Beyond it the press goes on through the joint's soft limit and the fingers
+    sink into the cap: in the reference by up to 25 mm on one contact point per finger, after
+    which a finger slips off the cap's edge; MJX
     collides the prism with up to 4 points per finger, and holds the hand up to 15 mm higher, on
     the cap (150-step returns 13-26 % above the reference's, since the reward stays at 8.4
     where the reference's drops to 3.5 when the finger slips). Reward and info on the port's
