@@ -165,7 +165,8 @@ class SawyerEnv(PipelineEnv):
     GOAL_HIGH: ClassVar[tuple[float, float, float]]
     TARGET_RADIUS: ClassVar[float] = 0.05
     # A body whose position Meta-World writes into the model at reset (the drawers' case, the
-    # button's box): its position is then part of the task state ("body_pos"), see `_system`.
+    # button's box, the window): its position is then part of the task state ("body_pos"), see
+    # `_system`.
     MOVED_BODY: ClassVar[str | None] = None
 
     def __init__(self, goals: Any = None, goal_observable: bool = True):
@@ -190,6 +191,8 @@ class SawyerEnv(PipelineEnv):
         self._body.update(leftpad=m.body("leftpad").id, rightpad=m.body("rightpad").id)
         self._site = {n: m.site(n).id for n in ("rightEndEffector", "leftEndEffector")}
         self._mocap = int(m.body_mocapid[m.body("mocap").id])
+        if m.opt.integrator != mujoco.mjtIntegrator.mjINT_EULER:
+            raise AssertionError("SawyerEnv._physics integrates with Euler, as the scenes do")
 
         reference = models.load_reference_model(self.TASK)
         self._reference_geom_quat = np.array(reference.geom_quat)
@@ -234,6 +237,12 @@ class SawyerEnv(PipelineEnv):
         tasks whose reference reads positions after placing its objects."""
         del data
         return task
+
+    def _reset_frame(self, data: mjx.Data, task: dict) -> jnp.ndarray:
+        """The reset observation's frame (default: the frame after the reset's forward pass),
+        for tasks whose reference reads it before a forward pass after placing its objects."""
+        del task
+        return self._frame(data)
 
     def _object_obs(self, data: mjx.Data) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
         """Positions (3,) and quaternions (4,) of the task's objects, in observation order."""
@@ -351,13 +360,7 @@ class SawyerEnv(PipelineEnv):
                 f"reset vector of {self.TASK} must have shape ({self.reset_dim},), "
                 f"got {rand_vec.shape}"
             )
-        h = self._hand_reset
-        data = self.pipeline_init(h["qpos"], h["qvel"], act=h["act"], ctrl=h["ctrl"])
-        data = data.replace(
-            mocap_pos=h["mocap_pos"].astype(data.mocap_pos.dtype),
-            mocap_quat=h["mocap_quat"].astype(data.mocap_quat.dtype),
-            time=h["time"].astype(data.time.dtype),
-        )
+        data = self._hand_reset_data()
         data, task = self._reset_task(data, rand_vec)
         # The first step's warm start. The reference keeps the hand reset's (MuJoCo's solver
         # converges from any start). MJX's line search can stall at that point once the objects
@@ -368,7 +371,7 @@ class SawyerEnv(PipelineEnv):
         data = self._forward(self._system(task), data)
         data = data.replace(qacc_warmstart=data.qacc)
         task = self._after_reset_forward(data, task)
-        frame = self._frame(data)
+        frame = self._reset_frame(data, task)
         obs = jnp.concatenate([frame, frame, self._goal_obs(task)])
         zero = jnp.zeros(())
         info = {
@@ -402,17 +405,11 @@ class SawyerEnv(PipelineEnv):
         )
         data = data.replace(
             mocap_pos=mocap,
-            mocap_quat=jnp.broadcast_to(jnp.asarray(MOCAP_QUAT), data.mocap_quat.shape),
+            mocap_quat=data.mocap_quat.at[self._mocap].set(jnp.asarray(MOCAP_QUAT)),
+            ctrl=jnp.stack([action[3], -action[3]]).astype(data.ctrl.dtype),
         )
         task = state.info["task"]
-        sys = self._system(task)
-        ctrl = jnp.stack([action[3], -action[3]])
-
-        def physics_step(d, _):
-            return self._pipeline.step(sys, d, ctrl, self._debug), None
-
-        data = jax.lax.scan(physics_step, data, (), self._n_frames)[0]
-        data = self._forward(sys, data)
+        data = self._physics(self._system(task), data)
 
         frame = self._frame(data)
         obs = jnp.concatenate([frame, state.info["prev_frame"], self._goal_obs(task)])
@@ -438,9 +435,56 @@ class SawyerEnv(PipelineEnv):
         )
 
     # ------------------------------------------------------------------ internals
+    def _hand_reset_data(self) -> State:
+        """The physics state after the hand reset, before any forward pass.
+
+        Brax's `pipeline_init` would run a forward pass here, which `reset_to` runs anyway
+        once the objects are placed: built directly, the reset compiles one forward pass.
+        """
+        from brax.mjx.base import State as PipelineState
+        from brax.mjx.pipeline import _reformat_contact
+
+        h = self._hand_reset
+        data = mjx.make_data(self.sys)
+        data = data.replace(
+            qpos=h["qpos"].astype(data.qpos.dtype),
+            qvel=h["qvel"].astype(data.qvel.dtype),
+            act=h["act"].astype(data.act.dtype),
+            ctrl=h["ctrl"].astype(data.ctrl.dtype),
+            mocap_pos=h["mocap_pos"].astype(data.mocap_pos.dtype),
+            mocap_quat=h["mocap_quat"].astype(data.mocap_quat.dtype),
+            time=h["time"].astype(data.time.dtype),
+        )
+        nbody = self.sys.nbody - 1
+        zero = Transform(pos=jnp.zeros((nbody, 3)), rot=jnp.zeros((nbody, 4)))
+        fields = dict(data.__dict__)
+        fields["contact"] = _reformat_contact(self.sys, data._impl.contact)
+        return PipelineState(q=data.qpos, qd=data.qvel, x=zero, xd=zero, **fields)
+
+    def _physics(self, sys, data):
+        """`FRAME_SKIP` x `mj_step`, then `mj_forward`: as forward, integrate, ..., forward.
+
+        Scanned as FRAME_SKIP + 1 rounds of (forward, Euler) whose last round keeps the
+        forward's state, so the step compiles one forward pass instead of two (it is the
+        largest part of the program). Brax's `contact` field is not updated (nothing reads it;
+        `data._impl.contact` holds MJX's contacts).
+        """
+
+        def round_(d, k):
+            d = mjx.forward(sys, d)
+            integrated = mjx.euler(sys, d)
+            keep = k < FRAME_SKIP
+            return jax.tree.map(lambda a, b: jnp.where(keep, a, b), integrated, d), None
+
+        data = jax.lax.scan(round_, data, jnp.arange(FRAME_SKIP + 1))[0]
+        return self._coordinates(data)
+
     def _forward(self, sys, data):
         """`mj_forward` on `sys`, and Brax's maximal coordinates (x, xd) for the positions."""
-        data = mjx.forward(sys, data)
+        return self._coordinates(mjx.forward(sys, data))
+
+    def _coordinates(self, data):
+        """Brax's `q`, `qd` and maximal coordinates (x, xd) of a forward-passed state."""
         x = Transform(pos=data.xpos[1:], rot=data.xquat[1:])
         cvel = Motion(vel=data.cvel[1:, 3:], ang=data.cvel[1:, :3])
         offset = data.xpos[1:, :] - data.subtree_com[self.sys.body_rootid[1:]]

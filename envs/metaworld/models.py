@@ -216,12 +216,51 @@ CONTACT_PAIRS["sawyer_button_press_topdown.xml"] = (
     *((_GRIPPER_BASE, part) for part in ("button/4", *_BUTTONBOX)),
 )
 
+# The window scene (window-open, window-close): the window's frame body is unnamed in the XML
+# (its geoms are "None/k"): its posts (None/2 left, None/4 right), base plate (None/3), bottom
+# and top bars (None/5, None/6), all fixed, welded to the world, so MuJoCo's parent filter
+# does not separate them from the sash; the sash (windowb_a, on the slide joint along x, range
+# [0, 0.2]): the handle's two mounting discs (windowb_a/7, 8: cylinders), its two arms and its
+# grip (windowb_a/9, 10, 11: capsules), and its frame and glass boxes (windowb_a/12..17: right
+# and left sides, top and bottom bars, glass, mullion); the fixed pane (windowb_b/2..7).
+_WINDOW_FRAME = ("None/2", "None/3", "None/4", "None/5", "None/6")
+_SASH = tuple(f"windowb_a/{k}" for k in range(7, 18))
+_FIXED_PANE = tuple(f"windowb_b/{k}" for k in range(2, 8))
+CONTACT_PAIRS["sawyer_window_horizontal.xml"] = (
+    # the sash's stops: pushed open, its right side and the handle's discs and arms reach the
+    # right post (the joint limit is soft: the pushed sash overshoots it by millimetres);
+    # pushed closed, its left side reaches the left post
+    *(("None/4", part) for part in ("windowb_a/7", "windowb_a/8", "windowb_a/9")),
+    *(("None/4", part) for part in ("windowb_a/10", "windowb_a/12")),
+    ("None/2", "windowb_a/13"),
+    # fingers: every part of the window (from in front, above, behind and into the frame's
+    # openings), the table, and the back retaining wall (reached behind the window)
+    *((g, part) for g in _GRIPPER for part in _WINDOW_FRAME + _SASH + _FIXED_PANE),
+    *((_TABLE, g) for g in _GRIPPER),
+    *(("RetainingWall/1", g) for g in _GRIPPER),
+    # the gripper base: the window's front and top, into the sash's opening, and the fixed
+    # pane from behind; not the bottom bars and the base plate (under the fingers)
+    *(
+        (_GRIPPER_BASE, part)
+        for part in (
+            "None/2",
+            "None/4",
+            "None/6",
+            *(f"windowb_a/{k}" for k in (7, 8, 9, 10, 11, 12, 13, 14, 16, 17)),
+            *(f"windowb_b/{k}" for k in range(3, 8)),
+        )
+    ),
+)
+
 # Cylinders made convex prisms (scene -> geom names), other than the puck: regular 16-gons
 # inscribed in the cylinder, with a vertex on each of the geom's x and y axes, so a contact
 # along those axes is where the reference has it (the button's collar against the hole's walls,
 # which are normal to the geom's x and y axes: 2 mm deep in y and touching in x, as in the
 # reference); elsewhere the side lies at most 1.9 % of the radius inside the cylinder.
-PRISM_CYLINDERS: dict[str, tuple[str, ...]] = {"sawyer_button_press_topdown.xml": _BUTTON}
+PRISM_CYLINDERS: dict[str, tuple[str, ...]] = {
+    "sawyer_button_press_topdown.xml": _BUTTON,
+    "sawyer_window_horizontal.xml": ("windowb_a/7", "windowb_a/8"),
+}
 
 # Boxes whose margin moves into their size (scene -> geom names): the finger pads and claws carry
 # a 1 mm margin, which MJX's box-box and capsule-box collisions drop (they report no contact for
@@ -231,6 +270,7 @@ PRISM_CYLINDERS: dict[str, tuple[str, ...]] = {"sawyer_button_press_topdown.xml"
 MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {
     "sawyer_drawer.xml": _GRIPPER,
     "sawyer_button_press_topdown.xml": _GRIPPER,
+    "sawyer_window_horizontal.xml": _GRIPPER,
 }
 
 # Collision hulls limited to this many vertices (mesh name -> count). MuJoCo's hull of the
@@ -241,7 +281,13 @@ MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {
 HULL_VERTICES: dict[str, dict[str, int]] = {
     "sawyer_drawer.xml": {"eGripperBase": 32},
     "sawyer_button_press_topdown.xml": {"eGripperBase": 32},
+    "sawyer_window_horizontal.xml": {"eGripperBase": 32},
 }
+
+# MJX's cap on the contacts passed to the solver, per contact dimension (scene -> count): the
+# deepest ones are kept (mujoco.mjx collision_driver, numeric `max_contact_points`), which
+# changes nothing while fewer contacts than that are active (see _CONTACT_CAP_CHANGE).
+MAX_CONTACT_POINTS: dict[str, int] = {"sawyer_window_horizontal.xml": 64}
 
 _DROPPED_PAIRS_REASON = (
     "every other candidate pair of MuJoCo's filtering cannot touch: the floor lies 0.9 m below "
@@ -265,6 +311,18 @@ _SOLVER_CHANGE = MjxChange(
     reason="under vmap MJX runs every iteration for every env; the reference tolerance (1e-10) is "
     "below float32 precision, so 50 x 50 would always run. Measured effect on the first steps: "
     "see tests/envs/metaworld/test_metaworld_differential.py",
+)
+
+_CONTACT_CAP_CHANGE = MjxChange(
+    target="contacts passed to the solver (MJX numeric max_contact_points; MAX_CONTACT_POINTS)",
+    change="the deepest 64 per contact dimension (3 and 4) instead of every slot (446: MJX "
+    "reserves 4 per box or mesh pair and 2 per capsule pair, active or not)",
+    reason="MJX's solver works on every reserved slot, so with the window's 120 pairs the "
+    "solver, not collision detection, dominated the physics (measured forward pass at batch "
+    "8: 95 ms with all slots, 26 ms with the cap, 14 ms of it collision). Keeping the deepest "
+    "contacts changes nothing while fewer than 64 are active: native MuJoCo sees at most 24 "
+    "(condim 3) and 26 (condim 4) under the extreme-policy scan, and the differential tests "
+    "check that MJX's rollouts never fill the cap",
 )
 
 MJX_CHANGES: dict[str, tuple[MjxChange, ...]] = {
@@ -340,6 +398,36 @@ MJX_CHANGES["sawyer_button_press_topdown.xml"] = (
         "collar (under the wider cap). Checked in native MuJoCo on the reference scene under "
         "extreme and scripted policies (tests/envs/metaworld/test_metaworld_models.py)",
     ),
+    _SOLVER_CHANGE,
+)
+
+MJX_CHANGES["sawyer_window_horizontal.xml"] = (
+    MjxChange(
+        target="windowb_a/7, windowb_a/8 (the handle's mounting discs: cylinders, axis along y)",
+        change="16-sided convex prisms inscribed in the cylinders, a vertex on each of the "
+        "geom's x and y axes (PRISM_CYLINDERS)",
+        reason="MJX has no cylinder-box or cylinder-mesh collision, and the discs meet the "
+        "fingers (boxes), the gripper base (mesh) and the right post (a box) when the sash is "
+        "pushed open. With a vertex on the geom's x axis (world x, the slide's axis) the discs "
+        "reach exactly as far towards the post as the cylinders",
+    ),
+    _GRIPPER_BASE_HULL_CHANGE,
+    _FINGER_MARGIN_CHANGE,
+    MjxChange(
+        target="contact pairs",
+        change="MuJoCo's contype/conaffinity filtering (331 candidates) -> the 120 explicit "
+        "pairs in CONTACT_PAIRS",
+        reason="the dropped candidates cannot touch: the arm's wrist link (right_l6) stays "
+        "above the window; the sash against the frame's bars and the fixed pane (the slide "
+        "joint holds it 1 to 2 mm clear of them in y and z; along x only its sides, handle "
+        "discs and arms reach the posts); the window and the gripper against the floor 0.9 m "
+        "below and the side and front retaining walls (out of reach); the gripper base against "
+        "the table (mocap floor) and the window's bottom bars and base plate. Checked in native "
+        "MuJoCo on the reference scene under extreme and scripted policies, the window anywhere "
+        "in both tasks' reset ranges and the sash at any opening "
+        "(tests/envs/metaworld/test_metaworld_models.py)",
+    ),
+    _CONTACT_CAP_CHANGE,
     _SOLVER_CHANGE,
 )
 
@@ -515,6 +603,8 @@ def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
         margin_in_size=(("objGeom",) if has_puck else ()) + grown,
     )
     spec.option.iterations = SOLVER_ITERATIONS
+    if scene in MAX_CONTACT_POINTS:
+        spec.add_numeric(name="max_contact_points", data=[MAX_CONTACT_POINTS[scene]])
     spec.option.ls_iterations = SOLVER_LS_ITERATIONS
     model = spec.compile()
     _set_mocap_weld(model)

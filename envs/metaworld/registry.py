@@ -11,6 +11,7 @@ from envs.metaworld.tasks.drawer import DrawerCloseEnv, DrawerOpenEnv
 from envs.metaworld.tasks.pick_place import PickPlaceEnv
 from envs.metaworld.tasks.push import PushEnv
 from envs.metaworld.tasks.reach import ReachEnv
+from envs.metaworld.tasks.window import WindowCloseEnv, WindowOpenEnv
 
 TASKS: dict[str, type[SawyerEnv]] = {
     "reach-v3": ReachEnv,
@@ -19,6 +20,8 @@ TASKS: dict[str, type[SawyerEnv]] = {
     "drawer-open-v3": DrawerOpenEnv,
     "drawer-close-v3": DrawerCloseEnv,
     "button-press-topdown-v3": ButtonPressTopdownEnv,
+    "window-open-v3": WindowOpenEnv,
+    "window-close-v3": WindowCloseEnv,
 }
 # The MT10 task names, in Meta-World's order (not all are ported yet: see TASKS).
 TASK_NAMES: tuple[str, ...] = tuple(MT10_SCENES)

@@ -31,7 +31,8 @@ def rollout_fn(task: str):
 
     `start_steps` (B,) sets each episode's step count (to reach the 500-step limit quickly).
     Returns the reset observations, the task states, and per step (batch-major) obs, reward,
-    done, metrics, and the physics state (qpos, qvel, mocap_pos) after the step.
+    done, metrics, the physics state (qpos, qvel, the hand's mocap position) after the step,
+    and the number of active contacts of dimension 3 and 4.
     """
     env = env_for(task)
 
@@ -42,7 +43,12 @@ def rollout_fn(task: str):
         def body(s, a):
             s = jax.vmap(env.step)(s, a)
             p = s.pipeline_state
-            return s, (s.obs, s.reward, s.done, s.metrics, p.qpos, p.qvel, p.mocap_pos)
+            contact = p._impl.contact
+            active = contact.dist < contact.includemargin
+            # active contacts per contact dimension (3, 4): (B, 2)
+            per_dim = jnp.stack([jnp.sum(active & (contact.dim == k), -1) for k in (3, 4)], -1)
+            mocap = p.mocap_pos[:, env._mocap]
+            return s, (s.obs, s.reward, s.done, s.metrics, p.qpos, p.qvel, mocap, per_dim)
 
         _, out = jax.lax.scan(body, state, jnp.swapaxes(actions, 0, 1))
         out = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
@@ -103,11 +109,13 @@ class ReferenceEvaluator:
         np.testing.assert_allclose(env.init_tcp, task_state["init_tcp"], atol=1e-6)
         env._target_pos = np.asarray(task_state["target_pos"], np.float64)
         env.obj_init_pos = np.asarray(task_state["obj_init_pos"], np.float64)
-        moved = env_for(self.task).MOVED_BODY  # e.g. the drawers' case: a model field
+        moved = env_for(self.task).MOVED_BODY  # e.g. the drawers' case: a model field there
         if moved is not None:
             env.model.body(moved).pos = np.asarray(task_state["body_pos"], np.float64)
         if "obj_to_target_init" in task_state:  # button-press-topdown's reward margin
             env._obj_to_target_init = float(task_state["obj_to_target_init"])
+        if "window_handle_pos_init" in task_state:  # the windows' reach margin
+            env.window_handle_pos_init = np.asarray(task_state["window_handle_pos_init"], float)
         env.set_state(np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
         env.data.mocap_pos[:] = mocap_pos
         mujoco.mj_forward(env.model, env.data)

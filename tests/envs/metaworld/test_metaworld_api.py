@@ -82,6 +82,14 @@ def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
     elif task == "button-press-topdown-v3":  # the box's x and y; z is fixed
         np.testing.assert_allclose(ours[:, 2], low[2], atol=1e-7)
         np.testing.assert_array_equal(theirs[:, 2], low[2])
+    elif task.startswith("window"):  # window-open: x and y; window-close: y (x, z fixed)
+        fixed = np.flatnonzero(high == low)
+        np.testing.assert_allclose(
+            ours[:, fixed], np.broadcast_to(low[fixed], (1000, fixed.size)), atol=1e-7
+        )
+        np.testing.assert_array_equal(
+            theirs[:, fixed], np.broadcast_to(low[fixed], (100, fixed.size))
+        )
     else:
         assert np.all(np.linalg.norm(ours[:, :2] - ours[:, 3:5], axis=1) >= 0.15)
     for k in np.flatnonzero(high > low):

@@ -25,6 +25,8 @@ def test_ported_tasks_and_change_table() -> None:
         "drawer-open-v3",
         "drawer-close-v3",
         "button-press-topdown-v3",
+        "window-open-v3",
+        "window-close-v3",
     )
     for scene in PORTED_SCENES:
         changes = models.MJX_CHANGES[scene]
@@ -68,31 +70,37 @@ def test_mjx_loads_the_changed_scene_but_not_the_reference(task: str) -> None:
     if models.MT10_SCENES[task] == "sawyer_button_press_topdown.xml":
         assert _hull_vertices(model, "eGripperBase") == 32
         assert model.npair == 45 and len(models.default_contact_pairs(reference)) == 99
+    if models.MT10_SCENES[task] == "sawyer_window_horizontal.xml":
+        assert _hull_vertices(model, "eGripperBase") == 32
+        assert model.npair == 120 and len(models.default_contact_pairs(reference)) == 331
 
 
-def test_button_prisms_are_inscribed_with_vertices_on_the_hole_axes() -> None:
-    """The button's cylinders as 16-gon prisms: the same centre, height and radius along the
-    world's x and y axes (the hole's walls), at most 1.9 % inside the circle elsewhere."""
-    task = "button-press-topdown-v3"
+@pytest.mark.parametrize("scene", sorted(models.PRISM_CYLINDERS))
+def test_cylinder_prisms_are_inscribed_with_vertices_on_the_geom_axes(scene: str) -> None:
+    """The cylinders made 16-gon prisms (the button's rod, collar and cap; the window handle's
+    discs): in the geom's frame the same centre and height, the full radius along the geom's x
+    and y axes (the button hole's walls, the window's slide axis), every vertex on the circle."""
+    task = next(t for t in models.PORTED_TASKS if models.MT10_SCENES[t] == scene)
     reference, model = models.load_reference_model(task), models.load_mjx_model(task)
     ref_data, data = mujoco.MjData(reference), mujoco.MjData(model)
     mujoco.mj_forward(reference, ref_data)
     mujoco.mj_forward(model, data)
     names = models.geom_names(model)
-    for name in ("button/2", "button/3", "button/4"):
+    for name in models.PRISM_CYLINDERS[scene]:
         g = names.index(name)
+        assert reference.geom_type[g] == mujoco.mjtGeom.mjGEOM_CYLINDER
         radius, half_height = reference.geom_size[g, :2]
         assert model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH
         mesh = model.geom_dataid[g]
         start = model.mesh_vertadr[mesh]
-        local = model.mesh_vert[start : start + model.mesh_vertnum[mesh]]
-        world = local @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
-        centre = ref_data.geom_xpos[g]
-        np.testing.assert_allclose(data.geom_xpos[g], centre, atol=1e-9)
-        offset = world - centre
-        np.testing.assert_allclose(offset.max(axis=0), [radius, radius, half_height], rtol=1e-6)
-        np.testing.assert_allclose(-offset.min(axis=0), [radius, radius, half_height], rtol=1e-6)
-        np.testing.assert_allclose(np.linalg.norm(offset[:, :2], axis=1), radius, rtol=1e-6)
+        vertices = model.mesh_vert[start : start + model.mesh_vertnum[mesh]]
+        world = vertices @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
+        np.testing.assert_allclose(data.geom_xpos[g], ref_data.geom_xpos[g], atol=1e-9)
+        # in the reference geom's frame
+        local = (world - ref_data.geom_xpos[g]) @ ref_data.geom_xmat[g].reshape(3, 3)
+        np.testing.assert_allclose(local.max(axis=0), [radius, radius, half_height], rtol=1e-6)
+        np.testing.assert_allclose(-local.min(axis=0), [radius, radius, half_height], rtol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(local[:, :2], axis=1), radius, rtol=1e-6)
 
 
 def _scripted_push(model: mujoco.MjModel, steps: int) -> np.ndarray:
@@ -221,6 +229,54 @@ def _contacts_under_extreme_button_policies(episodes: int, seed: int) -> set[tup
     return _scan_contacts("button-press-topdown-v3", episodes, seed, 150, place, target)
 
 
+def _contacts_under_extreme_window_policies(episodes: int, seed: int) -> set[tuple[str, str]]:
+    """The window scene, the window anywhere in window-open's or window-close's reset range and
+    the sash at any opening: the hand driven into the mocap box's corners, along the handle
+    both ways (as the scripted policies push it, with random offsets), into the frame from in
+    front, down behind the window, along its sides, down in front of it, low across its
+    bottom, and across it from behind."""
+
+    def place(rng, model, data):
+        if rng.random() < 0.5:  # window-open's reset range, then window-close's
+            model.body("window").pos = (rng.uniform(-0.1, 0.1), rng.uniform(0.7, 0.9), 0.16)
+        else:
+            model.body("window").pos = (0.0, rng.uniform(0.75, 0.9), 0.2)
+        data.qpos[9] = rng.uniform(0.0, 0.2)
+
+    def target(episode, t, rng, model, data, corner):
+        handle = data.site_xpos[model.site("handleOpenStart").id]
+        window = model.body("window").pos
+        side = 0.35 if episode % 18 < 9 else -0.35
+        offset = np.array([0.0, -0.03 + rng.uniform(-0.03, 0.03), -0.08 + rng.uniform(-0.06, 0.06)])
+        return [  # all evaluated, so each step draws the same random numbers
+            corner,
+            handle + offset + np.array([-0.03 + 0.3 * (t > 50), 0.0, 0.0]),
+            handle + offset + np.array([0.03 - 0.3 * (t > 50), 0.0, 0.0]),
+            np.array([window[0] + rng.uniform(-0.3, 0.3), window[1] + 0.1, rng.uniform(0.05, 0.4)]),
+            np.array([window[0] + rng.uniform(-0.25, 0.25), 1.0, 0.5 - 0.45 * t / 150]),
+            np.array(
+                [
+                    window[0] + side * (1 - t / 150),
+                    window[1] + rng.uniform(-0.1, 0.1),
+                    0.05 + rng.uniform(0, 0.25),
+                ]
+            ),
+            np.array([window[0] + rng.uniform(-0.3, 0.3), window[1] - 0.05, 0.5 - 0.45 * t / 150]),
+            np.array(
+                [
+                    window[0] + side * (1 - 2 * t / 150),
+                    window[1] - 0.02 + rng.uniform(-0.03, 0.03),
+                    0.05,
+                ]
+            ),
+            np.array(
+                [window[0] + side * (1 - 2 * t / 150), window[1] + 0.15, rng.uniform(0.05, 0.5)]
+            ),
+        ][episode % 9]
+
+    return _scan_contacts("window-open-v3", episodes, seed, 150, place, target)
+
+
 def _contacts_under_scripted_policy(task: str, episodes: int, seed: int) -> dict:
     """Contact steps per geom pair in the reference env under Meta-World's scripted policy with
     action noise (0.1, and 0.5 on every other episode), 150 steps each (it lifts the puck)."""
@@ -277,6 +333,27 @@ def test_dropped_button_pairs_never_touch() -> None:
     scripted = _contacts_under_scripted_policy("button-press-topdown-v3", episodes=4, seed=0)
     assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
     assert scripted[("button/4", "buttonbox/3")] > 100  # the policy presses the button home
+
+
+def test_dropped_window_pairs_never_touch() -> None:
+    kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS["sawyer_window_horizontal.xml"]}
+    seen = set().union(*(_contacts_under_extreme_window_policies(90, seed) for seed in range(4)))
+    assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
+    # the scan does see contacts: the sash at both stops, the handle, the glass, the pane
+    # behind, the base plate (window-close's window stands 4 cm higher)
+    assert {
+        ("None/4", "windowb_a/12"),
+        ("None/2", "windowb_a/13"),
+        ("None/4", "windowb_a/8"),
+        ("right_hand/0", "windowb_a/11"),
+        ("leftpad_geom", "windowb_a/16"),
+        ("right_hand/0", "windowb_b/7"),
+        ("None/3", "leftclaw_it"),
+    } <= seen
+    for task in ("window-open-v3", "window-close-v3"):
+        scripted = _contacts_under_scripted_policy(task, episodes=4, seed=0)
+        assert set(scripted) <= kept, f"{task}: contacts outside the kept pairs"
+        assert scripted[("right_hand/0", "windowb_a/11")] > 100  # the policy pushes the handle
 
 
 PUCK_TASKS = ("reach-v3", "push-v3", "pick-place-v3")
