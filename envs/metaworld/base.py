@@ -39,6 +39,8 @@ import numpy as np
 from brax.base import Motion, Transform
 from brax.envs.base import PipelineEnv, State
 from mujoco import mjx
+from mujoco.mjx._src import collision_driver, constraint, sensor, smooth, solver
+from mujoco.mjx._src import forward as mjx_forward
 
 from envs.metaworld import models
 
@@ -152,6 +154,68 @@ def hand_reset_state(model: mujoco.MjModel, hand_init_pos: np.ndarray) -> dict[s
     return state
 
 
+class MovedSubtree:
+    """A body that Meta-World moves at reset by writing `model.body_pos`, moved in the data.
+
+    Carrying each episode's position in the MJX model makes the model a batched argument under
+    `vmap`, and XLA's compile time then grows with the batch (drawer-close, reset and 20 steps:
+    72 s with one shared model, 404 s at batch 32 with per-environment models). The moved body
+    hangs from the world, so moving it by an offset translates its whole subtree by that offset
+    and changes nothing else that MuJoCo's kinematics computes (orientations, joint axes, the
+    joint-space positions). `forward` therefore runs MJX's kinematics on the one shared model,
+    translates the subtree's positions (bodies, inertial frames, joint anchors, geoms, sites),
+    and runs the rest of `mjx.forward`, which reads positions from the data only.
+    """
+
+    def __init__(self, model: mujoco.MjModel, name: str):
+        body = model.body(name).id
+        if int(model.body_parentid[body]) != 0:
+            raise ValueError(f"moved body {name!r} must be a child of the world body")
+        inside = np.zeros(model.nbody, bool)
+        for b in range(1, model.nbody):  # parents come before their children
+            inside[b] = b == body or inside[model.body_parentid[b]]
+        self.bodies = np.flatnonzero(inside)
+        self.joints = np.flatnonzero(inside[model.jnt_bodyid])
+        self.geoms = np.flatnonzero(inside[model.geom_bodyid])
+        self.sites = np.flatnonzero(inside[model.site_bodyid])
+        self.default_pos = jnp.asarray(model.body_pos[body], jnp.float32)
+
+    def translate(self, data: mjx.Data, offset: jnp.ndarray) -> mjx.Data:
+        """Kinematics' positions with the subtree moved by `offset` (world frame)."""
+        return data.replace(
+            xpos=data.xpos.at[self.bodies].add(offset),
+            xipos=data.xipos.at[self.bodies].add(offset),
+            xanchor=data.xanchor.at[self.joints].add(offset),
+            geom_xpos=data.geom_xpos.at[self.geoms].add(offset),
+            site_xpos=data.site_xpos.at[self.sites].add(offset),
+        )
+
+    def forward(self, m: Any, d: mjx.Data, offset: jnp.ndarray) -> mjx.Data:
+        """`mjx.forward` (mujoco 4.0.0, JAX implementation) with the subtree moved by `offset`
+        after the kinematics; `tests/envs/metaworld/test_metaworld_env.py` checks it against
+        `mjx.forward` on the moved model."""
+        d = smooth.kinematics(m, d)
+        d = self.translate(d, offset)
+        d = smooth.com_pos(m, d)
+        d = smooth.camlight(m, d)
+        d = smooth.tendon(m, d)
+        d = smooth.crb(m, d)
+        d = smooth.tendon_armature(m, d)
+        d = smooth.factor_m(m, d)
+        d = collision_driver.collision(m, d)
+        d = constraint.make_constraint(m, d)
+        d = smooth.transmission(m, d)
+        d = sensor.sensor_pos(m, d)
+        d = mjx_forward.fwd_velocity(m, d)
+        d = sensor.sensor_vel(m, d)
+        d = mjx_forward.fwd_actuation(m, d)
+        d = mjx_forward.fwd_acceleration(m, d)
+        if d._impl.efc_J.size == 0:
+            return d.replace(qacc=d.qacc_smooth)
+        d = solver.solve(m, d)
+        return sensor.sensor_acc(m, d)
+
+
 class SawyerEnv(PipelineEnv):
     """One Meta-World task on MJX with Brax's `Env` API (see the module docstring)."""
 
@@ -165,8 +229,8 @@ class SawyerEnv(PipelineEnv):
     GOAL_HIGH: ClassVar[tuple[float, float, float]]
     TARGET_RADIUS: ClassVar[float] = 0.05
     # A body whose position Meta-World writes into the model at reset (the drawers' case, the
-    # button's box, the window): its position is then part of the task state ("body_pos"), see
-    # `_system`.
+    # button's box, the window): its position is then part of the task state ("body_pos"), and
+    # the physics translates the body's subtree (see `MovedSubtree`).
     MOVED_BODY: ClassVar[str | None] = None
 
     def __init__(self, goals: Any = None, goal_observable: bool = True):
@@ -193,6 +257,7 @@ class SawyerEnv(PipelineEnv):
         self._mocap = int(m.body_mocapid[m.body("mocap").id])
         if m.opt.integrator != mujoco.mjtIntegrator.mjINT_EULER:
             raise AssertionError("SawyerEnv._physics integrates with Euler, as the scenes do")
+        self._moved = None if self.MOVED_BODY is None else MovedSubtree(m, self.MOVED_BODY)
 
         reference = models.load_reference_model(self.TASK)
         self._reference_geom_quat = np.array(reference.geom_quat)
@@ -221,16 +286,12 @@ class SawyerEnv(PipelineEnv):
         """
         raise NotImplementedError
 
-    def _system(self, task: dict) -> Any:
-        """The MJX model an episode runs on: the task's one model, or, for a task whose reset
-        moves a model body (`MOVED_BODY`: Meta-World writes `model.body_pos` at reset), the
-        model with that episode's body position (task["body_pos"]), per environment under
-        `vmap`."""
+    def _moved_offset(self, task: dict) -> jnp.ndarray | None:
+        """How far this episode moves `MOVED_BODY` from the scene's position (world frame), or
+        None for a task that moves no body."""
         if self.MOVED_BODY is None:
-            return self.sys
-        body = self._mj_model.body(self.MOVED_BODY).id
-        body_pos = self.sys.body_pos.at[body].set(task["body_pos"].astype(self.sys.body_pos.dtype))
-        return self.sys.replace(body_pos=body_pos)
+            return None
+        return task["body_pos"].astype(self.sys.body_pos.dtype) - self._moved.default_pos
 
     def _after_reset_forward(self, data: mjx.Data, task: dict) -> dict:
         """The task state completed from the reset's forward pass (default: unchanged), for
@@ -255,6 +316,13 @@ class SawyerEnv(PipelineEnv):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers for tasks
+    def check_joint_address(self, joint: str, index: int) -> None:
+        """Raise unless the scene's `joint` has qpos and qvel address `index` (the task's code
+        reads it there)."""
+        j = self._mj_model.joint(joint)
+        if int(j.qposadr[0]) != index or int(j.dofadr[0]) != index:
+            raise AssertionError(f"joint {joint!r} must be qpos[{index}] / qvel[{index}]")
+
     def tcp_center(self, data: mjx.Data) -> jnp.ndarray:
         """The midpoint of the two fingers' end-effector sites."""
         right = data.site_xpos[self._site["rightEndEffector"]]
@@ -368,7 +436,7 @@ class SawyerEnv(PipelineEnv):
         # from the warm start, measured 12 rad/s^2 off on the arm), but converges from zero; so
         # the forward pass starts from zero and its converged accelerations warm-start step 1.
         data = data.replace(qacc_warmstart=jnp.zeros_like(data.qacc_warmstart))
-        data = self._forward(self._system(task), data)
+        data = self._forward(data, self._moved_offset(task))
         data = data.replace(qacc_warmstart=data.qacc)
         task = self._after_reset_forward(data, task)
         frame = self._reset_frame(data, task)
@@ -409,7 +477,7 @@ class SawyerEnv(PipelineEnv):
             ctrl=jnp.stack([action[3], -action[3]]).astype(data.ctrl.dtype),
         )
         task = state.info["task"]
-        data = self._physics(self._system(task), data)
+        data = self._physics(data, self._moved_offset(task))
 
         frame = self._frame(data)
         obs = jnp.concatenate([frame, state.info["prev_frame"], self._goal_obs(task)])
@@ -461,27 +529,34 @@ class SawyerEnv(PipelineEnv):
         fields["contact"] = _reformat_contact(self.sys, data._impl.contact)
         return PipelineState(q=data.qpos, qd=data.qvel, x=zero, xd=zero, **fields)
 
-    def _physics(self, sys, data):
+    def _physics(self, data, offset=None):
         """`FRAME_SKIP` x `mj_step`, then `mj_forward`: as forward, integrate, ..., forward.
 
         Scanned as FRAME_SKIP + 1 rounds of (forward, Euler) whose last round keeps the
         forward's state, so the step compiles one forward pass instead of two (it is the
         largest part of the program). Brax's `contact` field is not updated (nothing reads it;
-        `data._impl.contact` holds MJX's contacts).
+        `data._impl.contact` holds MJX's contacts). `offset`: see `_mj_forward`.
         """
 
         def round_(d, k):
-            d = mjx.forward(sys, d)
-            integrated = mjx.euler(sys, d)
+            d = self._mj_forward(d, offset)
+            integrated = mjx.euler(self.sys, d)
             keep = k < FRAME_SKIP
             return jax.tree.map(lambda a, b: jnp.where(keep, a, b), integrated, d), None
 
         data = jax.lax.scan(round_, data, jnp.arange(FRAME_SKIP + 1))[0]
         return self._coordinates(data)
 
-    def _forward(self, sys, data):
-        """`mj_forward` on `sys`, and Brax's maximal coordinates (x, xd) for the positions."""
-        return self._coordinates(mjx.forward(sys, data))
+    def _forward(self, data, offset=None):
+        """`mj_forward`, and Brax's maximal coordinates (x, xd) for the positions."""
+        return self._coordinates(self._mj_forward(data, offset))
+
+    def _mj_forward(self, data, offset):
+        """`mj_forward` on the task's model; for a task with a `MOVED_BODY`, on the model with
+        that body moved by `offset` (world frame), see `MovedSubtree`."""
+        if offset is None:
+            return mjx.forward(self.sys, data)
+        return self._moved.forward(self.sys, data, offset)
 
     def _coordinates(self, data):
         """Brax's `q`, `qd` and maximal coordinates (x, xd) of a forward-passed state."""

@@ -252,6 +252,25 @@ CONTACT_PAIRS["sawyer_window_horizontal.xml"] = (
     ),
 )
 
+# The door scene (door-open): the safe's boxes (doorlockB/1..5: left (hinge side) and right
+# sides, top, bottom, back; fixed, welded to the world, so MuJoCo's parent filter does not
+# separate them from the door) and, on the door's hinge, the handle (door_link/5, 6: its disc on
+# the door and its shaft, cylinders along y; door_link/7, 8: its grip, two cylinders along x)
+# and the door's panel (door_link/9, a box).
+_DOOR_HANDLE = ("door_link/5", "door_link/6", "door_link/7", "door_link/8")
+_SAFE_REACHABLE = ("doorlockB/1", "doorlockB/2", "doorlockB/3")
+CONTACT_PAIRS["sawyer_door_pull.xml"] = (
+    # the shut door's panel rests against the safe's hinge side
+    ("door_link/9", "doorlockB/1"),
+    *((_TABLE, g) for g in _GRIPPER),
+    # fingers: the handle, the panel, and every box of the safe (its back plate reached
+    # through the open door)
+    *((g, part) for g in _GRIPPER for part in (*_DOOR_HANDLE, "door_link/9")),
+    *((g, f"doorlockB/{k}") for g in _GRIPPER for k in range(1, 6)),
+    # the gripper base: the handle, the panel, the safe's sides and top
+    *((_GRIPPER_BASE, part) for part in (*_DOOR_HANDLE, "door_link/9", *_SAFE_REACHABLE)),
+)
+
 # Cylinders made convex prisms (scene -> geom names), other than the puck: regular 16-gons
 # inscribed in the cylinder, with a vertex on each of the geom's x and y axes, so a contact
 # along those axes is where the reference has it (the button's collar against the hole's walls,
@@ -260,6 +279,7 @@ CONTACT_PAIRS["sawyer_window_horizontal.xml"] = (
 PRISM_CYLINDERS: dict[str, tuple[str, ...]] = {
     "sawyer_button_press_topdown.xml": _BUTTON,
     "sawyer_window_horizontal.xml": ("windowb_a/7", "windowb_a/8"),
+    "sawyer_door_pull.xml": _DOOR_HANDLE,
 }
 
 # Boxes whose margin moves into their size (scene -> geom names): the finger pads and claws carry
@@ -271,6 +291,7 @@ MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {
     "sawyer_drawer.xml": _GRIPPER,
     "sawyer_button_press_topdown.xml": _GRIPPER,
     "sawyer_window_horizontal.xml": _GRIPPER,
+    "sawyer_door_pull.xml": _GRIPPER,
 }
 
 # Collision hulls limited to this many vertices (mesh name -> count). MuJoCo's hull of the
@@ -282,6 +303,7 @@ HULL_VERTICES: dict[str, dict[str, int]] = {
     "sawyer_drawer.xml": {"eGripperBase": 32},
     "sawyer_button_press_topdown.xml": {"eGripperBase": 32},
     "sawyer_window_horizontal.xml": {"eGripperBase": 32},
+    "sawyer_door_pull.xml": {"eGripperBase": 32},
 }
 
 # MJX's cap on the contacts passed to the solver, per contact dimension (scene -> count): the
@@ -428,6 +450,34 @@ MJX_CHANGES["sawyer_window_horizontal.xml"] = (
         "(tests/envs/metaworld/test_metaworld_models.py)",
     ),
     _CONTACT_CAP_CHANGE,
+    _SOLVER_CHANGE,
+)
+
+MJX_CHANGES["sawyer_door_pull.xml"] = (
+    MjxChange(
+        target="door_link/5..8 (the door handle's disc, shaft and grip: cylinders)",
+        change="16-sided convex prisms inscribed in the cylinders, a vertex on each of the "
+        "geom's x and y axes (PRISM_CYLINDERS)",
+        reason="MJX has no cylinder-box or cylinder-mesh collision, and the handle meets the "
+        "fingers (boxes) and the gripper base (mesh). The grip lies along world x, so its "
+        "prisms have vertices straight above, below, in front of and behind its axis, where "
+        "the fingers and the gripper base push it; the shaft's are beside and above its axis",
+    ),
+    _GRIPPER_BASE_HULL_CHANGE,
+    _FINGER_MARGIN_CHANGE,
+    MjxChange(
+        target="contact pairs",
+        change="MuJoCo's contype/conaffinity filtering (139 candidates) -> the 53 explicit "
+        "pairs in CONTACT_PAIRS",
+        reason="the dropped candidates cannot touch: the door and the gripper against the "
+        "floor 0.9 m below, the table (the door hangs 2.7 cm above it) and the retaining walls "
+        "(out of reach); the door against the safe's right side, top, bottom and back (the "
+        "hinge swings it out of the safe; shut, it rests on the hinge side only); the gripper "
+        "base against the table (mocap floor), the safe's bottom (under the fingers) and its "
+        "back plate (inside the safe). Checked in native MuJoCo on the reference scene under "
+        "extreme and scripted policies, the safe anywhere in its reset range and the door at "
+        "any angle (tests/envs/metaworld/test_metaworld_models.py)",
+    ),
     _SOLVER_CHANGE,
 )
 

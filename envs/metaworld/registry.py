@@ -7,6 +7,7 @@ from typing import Any
 from envs.metaworld.base import SawyerEnv
 from envs.metaworld.models import MT10_SCENES, check_task, metaworld_dir
 from envs.metaworld.tasks.button_press_topdown import ButtonPressTopdownEnv
+from envs.metaworld.tasks.door import DoorOpenEnv
 from envs.metaworld.tasks.drawer import DrawerCloseEnv, DrawerOpenEnv
 from envs.metaworld.tasks.pick_place import PickPlaceEnv
 from envs.metaworld.tasks.push import PushEnv
@@ -17,6 +18,7 @@ TASKS: dict[str, type[SawyerEnv]] = {
     "reach-v3": ReachEnv,
     "push-v3": PushEnv,
     "pick-place-v3": PickPlaceEnv,
+    "door-open-v3": DoorOpenEnv,
     "drawer-open-v3": DrawerOpenEnv,
     "drawer-close-v3": DrawerCloseEnv,
     "button-press-topdown-v3": ButtonPressTopdownEnv,

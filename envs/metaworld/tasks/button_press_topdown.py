@@ -51,9 +51,7 @@ class ButtonPressTopdownEnv(SawyerEnv):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         m = self._mj_model
-        joint = m.joint("btnbox_joint")
-        if int(joint.qposadr[0]) != BUTTON_QPOS or int(joint.dofadr[0]) != BUTTON_QPOS:
-            raise AssertionError("the button's slide joint must be qpos[9] / qvel[9]")
+        self.check_joint_address("btnbox_joint", BUTTON_QPOS)
         self._button_body = m.body("button").id
         self._hole_site = m.site("hole").id
         self._start_site = m.site("buttonStart").id

@@ -46,9 +46,7 @@ class DrawerEnv(SawyerEnv):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         m = self._mj_model
-        joint = m.joint("goal_slidey")
-        if int(joint.qposadr[0]) != SLIDE_QPOS or int(joint.dofadr[0]) != SLIDE_QPOS:
-            raise AssertionError("the drawer's slide joint must be qpos[9] / qvel[9]")
+        self.check_joint_address("goal_slidey", SLIDE_QPOS)
         self._drawer_body = m.body("drawer_link").id
 
     def handle(self, data: mjx.Data) -> jnp.ndarray:

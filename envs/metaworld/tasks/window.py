@@ -50,9 +50,7 @@ class WindowEnv(SawyerEnv):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         m = self._mj_model
-        joint = m.joint("window_slide")
-        if int(joint.qposadr[0]) != SLIDE_QPOS or int(joint.dofadr[0]) != SLIDE_QPOS:
-            raise AssertionError("the sash's slide joint must be qpos[9] / qvel[9]")
+        self.check_joint_address("window_slide", SLIDE_QPOS)
         self._handle_site = m.site(self.HANDLE_SITE).id
 
     def _target(self, rand_vec: jnp.ndarray) -> jnp.ndarray:

@@ -75,7 +75,8 @@ def reference_rollout(task: str, rand_vec: np.ndarray, steps: int, seed: int) ->
     obs, _ = env.reset()
     all_obs, rewards, infos, actions = [obs], [], [], []
     for _ in range(steps):
-        action = np.clip(policy.get_action(obs) + rng.normal(0, 0.1, 4), -1, 1)
+        # a copy: door-open's policy shifts the observation's handle in place (`_desired_pos`)
+        action = np.clip(policy.get_action(obs.copy()) + rng.normal(0, 0.1, 4), -1, 1)
         action = action.astype(np.float32)
         obs, reward, _, _, info = env.step(action)
         all_obs.append(obs)

@@ -24,7 +24,7 @@ def test_task_names_are_meta_worlds_mt10() -> None:
 def test_unknown_and_unported_task_names() -> None:
     with pytest.raises(ValueError, match=r"task must be one of \['reach-v3', 'push-v3'"):
         make("reach")
-    ported = r"ported: \['reach-v3', 'push-v3', 'pick-place-v3', 'drawer-open-v3', 'drawer-c"
+    ported = r"ported: \['reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open"
     with pytest.raises(NotImplementedError, match=ported):
         make("peg-insert-side-v3")
 
@@ -82,7 +82,8 @@ def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
     elif task == "button-press-topdown-v3":  # the box's x and y; z is fixed
         np.testing.assert_allclose(ours[:, 2], low[2], atol=1e-7)
         np.testing.assert_array_equal(theirs[:, 2], low[2])
-    elif task.startswith("window"):  # window-open: x and y; window-close: y (x, z fixed)
+    elif task.startswith("window") or task == "door-open-v3":
+        # window-open and door-open: x and y; window-close: y (x, z fixed)
         fixed = np.flatnonzero(high == low)
         np.testing.assert_allclose(
             ours[:, fixed], np.broadcast_to(low[fixed], (1000, fixed.size)), atol=1e-7

@@ -53,13 +53,15 @@ DRAWERS = ("drawer-open-v3", "drawer-close-v3")
 WINDOWS = ("window-open-v3", "window-close-v3")
 # Tasks whose every reset places the object away from the goal (no hand-placed success at
 # step 0): their scripted episodes are replayed long enough to succeed instead.
-SCRIPTED = (*DRAWERS, "button-press-topdown-v3", *WINDOWS)
+SCRIPTED = ("door-open-v3", *DRAWERS, "button-press-topdown-v3", *WINDOWS)
 START_STEP = MAX_PATH_LENGTH - 10  # batch element 3 reaches the episode limit at its step 10
 # pick-place runs long enough for the scripted policy to grasp, lift and place the puck (the
 # reference succeeds at steps 52 and 52 on these two episodes), the drawers long enough for it
-# to open (steps 86, 87) or close (78, 77) the drawer; the other tasks run STEPS.
+# to open (steps 86, 87) or close (78, 77) the drawer, door-open's for it to swing the door
+# open (71, 83); the other tasks run STEPS.
 LONG_STEPS = {
     "pick-place-v3": 120,
+    "door-open-v3": 100,
     "drawer-open-v3": 100,
     "drawer-close-v3": 100,
     "button-press-topdown-v3": 80,
@@ -83,6 +85,8 @@ def hand_placed_rand_vec(task: str) -> np.ndarray:
         return np.array([0.05, 0.85, 0.02, 0.05, 0.85, 0.02])
     if task == "pick-place-v3":  # the goal 3 cm above the puck (its lowest height is 5 cm)
         return np.array([0.05, 0.85, 0.02, 0.05, 0.85, 0.05])
+    if task == "door-open-v3":  # every reset shuts the door; the safe at the edge of its range
+        return np.array(env.RESET_HIGH)
     if task in DRAWERS:  # every reset places the drawer; the case at the edge of its range
         return np.array([0.1, 0.9, 0.0])
     if task == "button-press-topdown-v3":  # the button always starts up; the box at a corner
@@ -94,9 +98,10 @@ def hand_placed_rand_vec(task: str) -> np.ndarray:
 
 # Run apart (`make test-extended`) for CI time, ~3.5-4 min of CPU each: drawer-open's, since
 # drawer-close's exercise the same scene, model changes and per-episode case position in CI;
-# button-press-topdown's and the windows', with their native-MuJoCo model tests (contact scan,
-# prisms) in CI. The scripted-policy fidelity of each is recorded in benchmarks/RESULTS.md.
-EXTENDED = ("drawer-open-v3", "button-press-topdown-v3", *WINDOWS)
+# button-press-topdown's, the windows' and door-open's, with their native-MuJoCo model tests
+# (contact scan, prisms) in CI. The scripted-policy fidelity of each is recorded in
+# benchmarks/RESULTS.md.
+EXTENDED = ("door-open-v3", "drawer-open-v3", "button-press-topdown-v3", *WINDOWS)
 
 
 def _task_params(tasks):
@@ -247,6 +252,15 @@ def test_pick_place_grasp_follows_reference(run) -> None:
         np.testing.assert_allclose(run["reward"][b].sum(), ref.reward.sum(), rtol=0.02)
 
 
+# door-open's hand and handle: 15 mm. The door swings fast once pulled (the handle moves up to
+# 1 cm per step), and the port's first success comes one step after the reference's (72 and
+# 84 against 71 and 83): measured 11.3 and 11.2 mm at the swing, 3.5 and 3.3 mm at step 100,
+# returns within 0.6 % and 1.9 %. Native MuJoCo on the changed model shows the same (6.8 and
+# 8.7 mm while the fingers land on the grip; 4e-6 m with every change undone): the grown finger
+# boxes and the grip's prisms, not MJX.
+SCRIPTED_POSITION_ATOL = {"door-open-v3": 0.015}
+
+
 @pytest.mark.parametrize("run", _task_params(SCRIPTED), indirect=True)
 def test_scripted_episodes_follow_reference(run) -> None:
     """Episodes 0 and 1 replayed open-loop: the reference's scripted actions open (close) the
@@ -278,7 +292,8 @@ def test_scripted_episodes_follow_reference(run) -> None:
         first = int(ours.argmax())
         until = first + 1 if run["task"] == "button-press-topdown-v3" else len(ours)
         err = np.abs(run["obs"][b, :until] - ref.obs[1 : until + 1])
-        assert err[:, 0:3].max() < 3e-3 and err[:, 4:7].max() < 3e-3, (where, err.max(axis=0))
+        atol = SCRIPTED_POSITION_ATOL.get(run["task"], 3e-3)
+        assert err[:, 0:3].max() < atol and err[:, 4:7].max() < atol, (where, err.max(axis=0))
         np.testing.assert_allclose(
             run["reward"][b, :until].sum(), ref.reward[:until].sum(), rtol=0.03, err_msg=where
         )

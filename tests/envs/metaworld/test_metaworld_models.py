@@ -22,6 +22,7 @@ def test_ported_tasks_and_change_table() -> None:
         "reach-v3",
         "push-v3",
         "pick-place-v3",
+        "door-open-v3",
         "drawer-open-v3",
         "drawer-close-v3",
         "button-press-topdown-v3",
@@ -73,6 +74,9 @@ def test_mjx_loads_the_changed_scene_but_not_the_reference(task: str) -> None:
     if models.MT10_SCENES[task] == "sawyer_window_horizontal.xml":
         assert _hull_vertices(model, "eGripperBase") == 32
         assert model.npair == 120 and len(models.default_contact_pairs(reference)) == 331
+    if models.MT10_SCENES[task] == "sawyer_door_pull.xml":
+        assert _hull_vertices(model, "eGripperBase") == 32
+        assert model.npair == 53 and len(models.default_contact_pairs(reference)) == 139
 
 
 @pytest.mark.parametrize("scene", sorted(models.PRISM_CYLINDERS))
@@ -277,6 +281,61 @@ def _contacts_under_extreme_window_policies(episodes: int, seed: int) -> set[tup
     return _scan_contacts("window-open-v3", episodes, seed, 150, place, target)
 
 
+def _contacts_under_extreme_door_policies(episodes: int, seed: int) -> set[tuple[str, str]]:
+    """The door scene, the safe anywhere in its reset range and the door shut or at any angle:
+    the hand driven into the mocap box's corners, onto the handle's grip and along it as the
+    scripted policy pushes it (with random offsets), through the space around the handle, into
+    the safe's opening and the door from in front, down behind the safe, low along its sides,
+    down in front of it, across the swept space of the opening door, and down onto its top."""
+
+    def place(rng, model, data):
+        model.body("door").pos = (rng.uniform(0.0, 0.1), rng.uniform(0.85, 0.95), 0.15)
+        data.qpos[9] = rng.uniform(-2.0, 0.0) if rng.random() < 0.7 else 0.0
+
+    def target(episode, t, rng, model, data, corner):
+        handle = data.geom_xpos[model.geom("handle").id]
+        door = model.body("door").pos
+        side = 0.35 if episode % 18 < 9 else -0.35
+        offset = np.array([*rng.uniform(-0.04, 0.04, 2), rng.uniform(-0.05, 0.03)])
+        return [  # all evaluated, so each step draws the same random numbers
+            corner,
+            handle + offset + np.array([0.01 - 0.06 * (t > 50), 0.02 - 0.1 * (t > 90), 0.0]),
+            handle + np.array([*rng.uniform(-0.1, 0.1, 2), rng.uniform(-0.08, 0.08)]),
+            np.array(
+                [
+                    door[0] + rng.uniform(-0.3, 0.3),
+                    door[1] + rng.uniform(-0.05, 0.1),
+                    rng.uniform(0.05, 0.4),
+                ]
+            ),
+            np.array([door[0] + rng.uniform(-0.3, 0.3), 1.0, 0.5 - 0.45 * t / 150]),
+            np.array(
+                [
+                    door[0] + side * (1 - t / 150),
+                    door[1] + rng.uniform(-0.12, 0.12),
+                    0.05 + rng.uniform(0, 0.25),
+                ]
+            ),
+            np.array([door[0] + rng.uniform(-0.3, 0.3), door[1] - 0.2, 0.5 - 0.45 * t / 150]),
+            np.array(
+                [
+                    door[0] + side * (1 - 2 * t / 150),
+                    door[1] - rng.uniform(0.1, 0.4),
+                    rng.uniform(0.05, 0.3),
+                ]
+            ),
+            np.array(
+                [
+                    door[0] + rng.uniform(-0.2, 0.2),
+                    door[1] + rng.uniform(-0.1, 0.1),
+                    0.5 - 0.45 * t / 150,
+                ]
+            ),
+        ][episode % 9]
+
+    return _scan_contacts("door-open-v3", episodes, seed, 150, place, target)
+
+
 def _contacts_under_scripted_policy(task: str, episodes: int, seed: int) -> dict:
     """Contact steps per geom pair in the reference env under Meta-World's scripted policy with
     action noise (0.1, and 0.5 on every other episode), 150 steps each (it lifts the puck)."""
@@ -354,6 +413,25 @@ def test_dropped_window_pairs_never_touch() -> None:
         scripted = _contacts_under_scripted_policy(task, episodes=4, seed=0)
         assert set(scripted) <= kept, f"{task}: contacts outside the kept pairs"
         assert scripted[("right_hand/0", "windowb_a/11")] > 100  # the policy pushes the handle
+
+
+def test_dropped_door_pairs_never_touch() -> None:
+    kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS["sawyer_door_pull.xml"]}
+    seen = set().union(*(_contacts_under_extreme_door_policies(90, seed) for seed in range(4)))
+    assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
+    # the scan does see contacts: the shut door on the hinge side, the grip, the shaft, the
+    # panel, the safe's top from above and its bottom
+    assert {
+        ("door_link/9", "doorlockB/1"),
+        ("door_link/8", "rightpad_geom"),
+        ("door_link/6", "right_hand/0"),
+        ("door_link/9", "leftclaw_it"),
+        ("doorlockB/3", "right_hand/0"),
+        ("doorlockB/4", "leftpad_geom"),
+    } <= seen
+    scripted = _contacts_under_scripted_policy("door-open-v3", episodes=4, seed=0)
+    assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
+    assert scripted[("door_link/8", "rightpad_geom")] > 100  # the policy pulls the grip
 
 
 PUCK_TASKS = ("reach-v3", "push-v3", "pick-place-v3")
