@@ -271,6 +271,21 @@ CONTACT_PAIRS["sawyer_door_pull.xml"] = (
     *((_GRIPPER_BASE, part) for part in (*_DOOR_HANDLE, "door_link/9", *_SAFE_REACHABLE)),
 )
 
+# The peg scene (peg-insert-side): the peg (a box on a free joint) and the block around the
+# hole, whose body is unnamed in the XML (its geoms are "None/k", all boxes, fixed: None/2 the
+# top plate, None/3 below the hole, None/4 and None/5 beside it, None/6 above it, None/7 and
+# None/8 the side plates).
+_PEG_BLOCK = tuple(f"None/{k}" for k in range(2, 9))
+CONTACT_PAIRS["sawyer_peg_insertion_side.xml"] = (
+    (_TABLE, "peg"),
+    *((_TABLE, g) for g in _GRIPPER),
+    # fingers and the gripper base: the peg and every part of the block
+    *((g, "peg") for g in (*_GRIPPER, _GRIPPER_BASE)),
+    *((g, part) for g in (*_GRIPPER, _GRIPPER_BASE) for part in _PEG_BLOCK),
+    # the peg in the hole, and carried against the block anywhere
+    *(("peg", part) for part in _PEG_BLOCK),
+)
+
 # Cylinders made convex prisms (scene -> geom names), other than the puck: regular 16-gons
 # inscribed in the cylinder, with a vertex on each of the geom's x and y axes, so a contact
 # along those axes is where the reference has it (the button's collar against the hole's walls,
@@ -292,6 +307,7 @@ MARGIN_IN_SIZE: dict[str, tuple[str, ...]] = {
     "sawyer_button_press_topdown.xml": _GRIPPER,
     "sawyer_window_horizontal.xml": _GRIPPER,
     "sawyer_door_pull.xml": _GRIPPER,
+    "sawyer_peg_insertion_side.xml": _GRIPPER,
 }
 
 # Collision hulls limited to this many vertices (mesh name -> count). MuJoCo's hull of the
@@ -304,6 +320,7 @@ HULL_VERTICES: dict[str, dict[str, int]] = {
     "sawyer_button_press_topdown.xml": {"eGripperBase": 32},
     "sawyer_window_horizontal.xml": {"eGripperBase": 32},
     "sawyer_door_pull.xml": {"eGripperBase": 32},
+    "sawyer_peg_insertion_side.xml": {"eGripperBase": 32},
 }
 
 # MJX's cap on the contacts passed to the solver, per contact dimension (scene -> count): the
@@ -481,6 +498,24 @@ MJX_CHANGES["sawyer_door_pull.xml"] = (
     _SOLVER_CHANGE,
 )
 
+MJX_CHANGES["sawyer_peg_insertion_side.xml"] = (
+    _GRIPPER_BASE_HULL_CHANGE,
+    _FINGER_MARGIN_CHANGE,
+    MjxChange(
+        target="contact pairs",
+        change="MuJoCo's contype/conaffinity filtering (87 candidates) -> the 52 explicit "
+        "pairs in CONTACT_PAIRS",
+        reason="the dropped candidates cannot touch: the peg, the gripper and the gripper "
+        "base against the floor 0.9 m below and the retaining walls (out of reach, the peg "
+        "held by the hand included); the two fingers against each other (their joint ranges "
+        "keep them apart); the gripper base against the table (mocap floor). Checked in native "
+        "MuJoCo on the reference scene under extreme and scripted policies, the block anywhere "
+        "in its reset range and the peg on the table or at the hole "
+        "(tests/envs/metaworld/test_metaworld_models.py)",
+    ),
+    _SOLVER_CHANGE,
+)
+
 PORTED_TASKS: tuple[str, ...] = tuple(t for t, scene in MT10_SCENES.items() if scene in MJX_CHANGES)
 
 
@@ -601,10 +636,6 @@ def default_contact_pairs(model: mujoco.MjModel) -> tuple[tuple[str, str], ...]:
 
 @cache
 def _mjx_model_cached(scene: str, task: str) -> mujoco.MjModel:
-    if scene not in MJX_CHANGES:
-        raise NotImplementedError(
-            f"{task} ({scene}) is not ported to MJX yet; ported: {list(PORTED_TASKS)}"
-        )
     reference = load_reference_model(task)
     names = geom_names(reference)
     spec = mujoco.MjSpec.from_file(str(scene_path(task)))

@@ -125,3 +125,14 @@ def gripper_caging_reward(
         )
         caging_and_gripping = (caging_and_gripping + reach) / 2
     return caging_and_gripping
+
+
+def rect_prism_tolerance(curr: jnp.ndarray, zero: jnp.ndarray, one: jnp.ndarray) -> jnp.ndarray:
+    """`reward_utils.rect_prism_tolerance`: inside the box spanned by the corners `zero` and
+    `one`, the product over the axes of how far `curr` lies from `zero` towards `one` (0 at
+    `zero`'s faces, 1 at `one`); 1 outside the box."""
+    low, high = jnp.minimum(zero, one), jnp.maximum(zero, one)
+    inside = jnp.all((low <= curr) & (curr <= high))
+    diff = one - zero
+    scale = jnp.prod((curr - zero) / jnp.where(diff == 0, 1.0, diff))
+    return jnp.where(inside, scale, 1.0)

@@ -26,6 +26,7 @@ def test_ported_tasks_and_change_table() -> None:
         "drawer-open-v3",
         "drawer-close-v3",
         "button-press-topdown-v3",
+        "peg-insert-side-v3",
         "window-open-v3",
         "window-close-v3",
     )
@@ -65,6 +66,10 @@ def test_mjx_loads_the_changed_scene_but_not_the_reference(task: str) -> None:
         assert _hull_vertices(reference, "eGripperBase") == 883
         assert _hull_vertices(model, "eGripperBase") == 32
         assert model.npair == 59 and len(models.default_contact_pairs(reference)) == 187
+    elif models.MT10_SCENES[task] == "sawyer_peg_insertion_side.xml":  # the same, all boxes
+        assert _hull_vertices(reference, "eGripperBase") == 883
+        assert _hull_vertices(model, "eGripperBase") == 32
+        assert model.npair == 52 and len(models.default_contact_pairs(reference)) == 87
     else:
         with pytest.raises(NotImplementedError, match="CYLINDER"):
             mjx.put_model(reference)
@@ -336,6 +341,62 @@ def _contacts_under_extreme_door_policies(episodes: int, seed: int) -> set[tuple
     return _scan_contacts("door-open-v3", episodes, seed, 150, place, target)
 
 
+def _contacts_under_extreme_peg_policies(episodes: int, seed: int) -> set[tuple[str, str]]:
+    """The peg scene, the block anywhere in its reset range, the peg on the table in its range or
+    at the hole (in it, or just out of it): the hand driven into the mocap box's corners, down
+    onto the peg and up again (grasping in odd episodes), along the hole towards the block,
+    down onto the block from anywhere above it, low along it in x and in y, and low around the
+    peg."""
+
+    def place(rng, model, data):
+        model.body("box").pos = (rng.uniform(-0.35, -0.25), rng.uniform(0.4, 0.7), 0.0)
+        box = model.body("box").pos
+        if rng.random() < 0.3:  # the peg at the hole
+            x = box[0] + 0.03 + rng.uniform(0.0, 0.2)
+            data.qpos[9:12] = (x, box[1] + rng.uniform(-0.01, 0.01), 0.13)
+        else:
+            data.qpos[9:12] = (rng.uniform(0.0, 0.2), rng.uniform(0.5, 0.7), 0.02)
+        data.qvel[9:15] = 0
+
+    def target(episode, t, rng, model, data, corner):
+        peg = data.site_xpos[model.site("pegGrasp").id]
+        hole = data.site_xpos[model.site("hole").id]
+        box = model.body("box").pos
+        side = 0.3 if episode % 14 < 7 else -0.3
+        return [  # all evaluated, so each step draws the same random numbers
+            corner,
+            peg + np.array([*rng.uniform(-0.03, 0.03, 2), -0.05 + 0.3 * (t > 60)]),
+            hole
+            + np.array(
+                [0.05 + 0.15 * (1 - t / 150), rng.uniform(-0.03, 0.03), rng.uniform(-0.05, 0.05)]
+            ),
+            np.array(
+                [
+                    box[0] + rng.uniform(-0.15, 0.15),
+                    box[1] + rng.uniform(-0.15, 0.15),
+                    0.5 - 0.45 * t / 150,
+                ]
+            ),
+            np.array(
+                [
+                    box[0] + side * (1 - t / 150),
+                    box[1] + rng.uniform(-0.15, 0.15),
+                    0.05 + rng.uniform(0, 0.2),
+                ]
+            ),
+            np.array(
+                [
+                    box[0] + rng.uniform(-0.15, 0.15),
+                    box[1] + side * (1 - t / 150),
+                    0.05 + rng.uniform(0, 0.2),
+                ]
+            ),
+            np.array([peg[0] + rng.uniform(-0.15, 0.15), peg[1] + rng.uniform(-0.15, 0.15), 0.05]),
+        ][episode % 7]
+
+    return _scan_contacts("peg-insert-side-v3", episodes, seed, 150, place, target)
+
+
 def _contacts_under_scripted_policy(task: str, episodes: int, seed: int) -> dict:
     """Contact steps per geom pair in the reference env under Meta-World's scripted policy with
     action noise (0.1, and 0.5 on every other episode), 150 steps each (it lifts the puck)."""
@@ -432,6 +493,25 @@ def test_dropped_door_pairs_never_touch() -> None:
     scripted = _contacts_under_scripted_policy("door-open-v3", episodes=4, seed=0)
     assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
     assert scripted[("door_link/8", "rightpad_geom")] > 100  # the policy pulls the grip
+
+
+def test_dropped_peg_pairs_never_touch() -> None:
+    kept = {tuple(sorted(p)) for p in models.CONTACT_PAIRS["sawyer_peg_insertion_side.xml"]}
+    seen = set().union(*(_contacts_under_extreme_peg_policies(70, seed) for seed in range(4)))
+    assert seen <= kept, f"contacts outside the kept pairs: {seen - kept}"
+    # the scan does see contacts: the peg in the hole, on the table, against the gripper base;
+    # the block's top and side plates from above and beside
+    assert {
+        ("None/3", "peg"),
+        ("None/5", "peg"),
+        ("peg", "tablelink/2"),
+        ("peg", "right_hand/0"),
+        ("None/2", "right_hand/0"),
+        ("None/7", "leftpad_geom"),
+    } <= seen
+    scripted = _contacts_under_scripted_policy("peg-insert-side-v3", episodes=4, seed=0)
+    assert set(scripted) <= kept, f"contacts outside the kept pairs: {set(scripted) - kept}"
+    assert scripted[("leftpad_geom", "peg")] > 100  # the policy grasps the peg
 
 
 PUCK_TASKS = ("reach-v3", "push-v3", "pick-place-v3")

@@ -33,3 +33,19 @@ def test_hamacher_product() -> None:
     ours = np.asarray(jax.jit(rewards.hamacher_product)(a, b))
     want = np.vectorize(reward_utils.hamacher_product, otypes=[float])(a, b)
     np.testing.assert_allclose(ours, want, atol=1e-6)
+
+
+def test_rect_prism_tolerance() -> None:
+    """Against the reference: points inside (scaled towards the `one` corner), on a face, and
+    outside the box; corners in either order per axis."""
+    rng = np.random.default_rng(0)
+    fn = jax.jit(rewards.rect_prism_tolerance)
+    zero, one = np.array([0.1, -0.11, 0.01]), np.array([-0.1, -0.15, 0.096])
+    points = [zero + (one - zero) * rng.uniform(-0.3, 1.3, 3) for _ in range(200)]
+    points += [zero, one, (zero + one) / 2]
+    inside = 0
+    for p in points:
+        theirs = reward_utils.rect_prism_tolerance(curr=p, zero=zero, one=one)
+        inside += theirs != 1.0
+        np.testing.assert_allclose(float(fn(p, zero, one)), theirs, rtol=1e-5, atol=1e-7)
+    assert inside > 30  # the points do probe the inside (about a quarter of them)
