@@ -1164,6 +1164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--mw-tasks", help="Meta-World tasks of the env section, e.g. reach-v3 (default: ported)"
     )
     parser.add_argument("--mw-sizes", help="Meta-World envs per task, e.g. 16,128")
+    parser.add_argument("--sac-seeds", help="seed counts of the sac section, e.g. 1,4,10")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -1174,6 +1175,10 @@ def main(argv: list[str] | None = None) -> dict:
         mode["train_seeds"] = [int(x) for x in args.train_seeds.split(",")]
         if min(mode["train_seeds"]) < 1:
             parser.error("--train-seeds: seed counts must be >= 1")
+    if args.sac_seeds:
+        mode["sac_seeds"] = [int(x) for x in args.sac_seeds.split(",")]
+        if min(mode["sac_seeds"]) < 1:
+            parser.error("--sac-seeds: seed counts must be >= 1")
     if args.mw_tasks or args.mw_sizes:
         from envs.metaworld import PORTED_TASKS
 

@@ -5,7 +5,10 @@ Per task and batch size B: `jit(vmap(step))` compiled ahead of time (its compile
 reported), B episodes reset by a jitted single-environment reset (each its own reset vector),
 a few warm-up steps, then `reps` timed runs of k consecutive steps with random actions (k chosen
 so that a run lasts about `--run-seconds`); steps/s = B x k / median run time. No auto-reset is
-needed: the runs stay within an episode's 500 steps.
+needed: the runs stay within an episode's 500 steps. Batches above `--chunk` (256) are stepped as
+`lax.map` over chunks of `vmap(step)`: on the 2-core CPU a single `vmap(step)` over more than 256
+environments (320, 448 and 512 tried, reach-v3, jax 0.10.2) never returns, every XLA thread idle
+(envs/metaworld/README.md, "CPU note").
 
 The suite of the tasks timed (by default MT10; `jaxsparse.algos.task_suite.metaworld_suite`:
 each task's block stepped with its own model, task one-hot appended, auto-reset under
@@ -17,6 +20,7 @@ The original environments run one at a time (`metaworld` 3.0.0, MuJoCo on the CP
 actions, reset at the end of an episode.
 
     PYTHONPATH=. python benchmarks/metaworld_throughput.py --sizes 1 64 512 --suite-sizes 1 64
+    PYTHONPATH=. python benchmarks/metaworld_throughput.py --sizes --suite-sizes 1 64  # suite only
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench import metaworld_reference_rates  # noqa: E402
+from minigrid_env_throughput import cpu_name  # noqa: E402
 
 from envs.metaworld import CPU_COMPILER_OPTIONS, TASK_NAMES, make  # noqa: E402
 
@@ -64,7 +69,25 @@ def _time_runs(step_once, reps: int, run_seconds: float) -> tuple[int, list[floa
     return k, times
 
 
-def task_throughput(task: str, sizes: list[int], reps: int, run_seconds: float) -> list[dict]:
+def chunked_vmap(fn, batch: int, chunk: int):
+    """`vmap(fn)` over `batch` environments, as `lax.map` over chunks of at most `chunk`."""
+    if batch <= chunk:
+        return jax.vmap(fn)
+    if batch % chunk:
+        raise ValueError(f"batch {batch} is not a multiple of --chunk {chunk}")
+    n = batch // chunk
+
+    def stepped(*args):
+        split = jax.tree.map(lambda x: x.reshape((n, chunk, *x.shape[1:])), args)
+        out = jax.lax.map(lambda a: jax.vmap(fn)(*a), split)
+        return jax.tree.map(lambda x: x.reshape((batch, *x.shape[2:])), out)
+
+    return stepped
+
+
+def task_throughput(
+    task: str, sizes: list[int], reps: int, run_seconds: float, chunk: int = 256
+) -> list[dict]:
     env = make(task)
     opts = _options()
     reset_one = jax.jit(env.reset, compiler_options=opts)
@@ -76,7 +99,7 @@ def task_throughput(task: str, sizes: list[int], reps: int, run_seconds: float) 
         keys = jax.random.split(jax.random.key(b), b)
         state = jax.tree.map(lambda *x: jnp.stack(x), *[reset_one(k) for k in keys])
         actions = jax.random.uniform(jax.random.key(1), (b, 4), minval=-1.0, maxval=1.0)
-        step = jax.jit(jax.vmap(env.step), compiler_options=opts)
+        step = jax.jit(chunked_vmap(env.step, b, chunk), compiler_options=opts)
         t = time.perf_counter()
         compiled = step.lower(state, actions).compile()
         compile_s = time.perf_counter() - t
@@ -94,6 +117,7 @@ def task_throughput(task: str, sizes: list[int], reps: int, run_seconds: float) 
             {
                 "task": task,
                 "batch": b,
+                "chunk": min(b, chunk),
                 "step_compile_s": compile_s,
                 "reset_compile_s": reset_compile_s,
                 "steps_per_run": k,
@@ -163,11 +187,12 @@ def suite_throughput(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASK_NAMES))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[1, 64, 512])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[1, 64, 512])
     parser.add_argument("--suite-sizes", nargs="*", type=int, default=[1, 64])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--run-seconds", type=float, default=2.0)
     parser.add_argument("--reference-steps", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=256, help="most envs per vmap(step)")
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args()
     unknown = sorted(set(args.tasks) - set(TASK_NAMES))
@@ -175,6 +200,10 @@ def main() -> None:
         parser.error(f"--tasks: unknown {unknown}; allowed: {list(TASK_NAMES)}")
     if any(b < 1 for b in args.sizes + args.suite_sizes):
         parser.error("--sizes and --suite-sizes must be positive")
+    if args.chunk < 1 or any(b > args.chunk and b % args.chunk for b in args.sizes):
+        parser.error(f"--chunk {args.chunk}: --sizes above it must be multiples of it")
+    if any(n > args.chunk for n in args.suite_sizes):
+        parser.error(f"--suite-sizes: at most --chunk ({args.chunk}) envs per task on this path")
 
     stamp = datetime.datetime.now(datetime.UTC)
     device = jax.devices()[0]
@@ -182,6 +211,7 @@ def main() -> None:
         "date": stamp.isoformat(timespec="seconds"),
         "device": f"{device.platform} ({device.device_kind})",
         "platform": platform.platform(),
+        "cpu": cpu_name(),
         "cpu_count": __import__("os").cpu_count(),
         "versions": {p: version(p) for p in ("jax", "mujoco", "mujoco-mjx", "metaworld")},
         "reference_env_steps_per_s": metaworld_reference_rates(args.reference_steps),
@@ -193,7 +223,9 @@ def main() -> None:
     if args.out is None:
         out = pathlib.Path(f"{out}{stamp.strftime('%Y%m%dT%H%M%SZ')}.json")
     for task in args.tasks:
-        result["tasks"] += task_throughput(task, args.sizes, args.reps, args.run_seconds)
+        result["tasks"] += task_throughput(
+            task, args.sizes, args.reps, args.run_seconds, args.chunk
+        )
         out.write_text(json.dumps(result, indent=1) + "\n")  # nothing lost if interrupted
     result["suite"] = suite_throughput(args.tasks, args.suite_sizes, args.reps, args.run_seconds)
     out.write_text(json.dumps(result, indent=1) + "\n")
