@@ -20,6 +20,7 @@ runs only on steps where some episode ended. `EnvStep.success` is Meta-World's p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,10 @@ from jaxsparse.sparsity.checks import check_int
 from jaxsparse.sparsity.control import cond_any
 
 Array = jax.Array
+
+# The most Meta-World environments one vmapped MJX step is known to run over on CPU: above it
+# (320 tried) the program deadlocks in XLA's CPU runtime (envs/metaworld/README.md, CPU note).
+CPU_SAFE_BATCH = 256
 
 
 def _where(pred: Array, on_true: Any, on_false: Any) -> Any:
@@ -160,6 +165,13 @@ def metaworld_suite(
         raise ValueError(f"goals given for tasks not in the suite: {sorted(unknown)}")
     if fixed_goals and (goals or goal_key is None):
         raise ValueError("fixed_goals draws the goals itself: give goal_key and no goals")
+    if num_envs_per_task > CPU_SAFE_BATCH and jax.default_backend() == "cpu":
+        warnings.warn(
+            f"num_envs_per_task={num_envs_per_task}: on CPU, jit(vmap(step)) of a Meta-World "
+            f"task over more than {CPU_SAFE_BATCH} environments compiles and then never returns "
+            "(jax 0.10.2; envs/metaworld/README.md, CPU note); CPU throughput is flat from 64 on",
+            stacklevel=2,
+        )
     envs = [make(t, goals=goals.get(t), goal_observable=goal_observable) for t in tasks]
     for t, env in enumerate(envs) if fixed_goals else ():
         keys = jax.random.split(jax.random.fold_in(goal_key, t), fixed_goals)

@@ -165,3 +165,19 @@ def test_metaworld_fixed_goals_draw_k_reset_vectors_per_task_once():
         metaworld_suite(["reach-v3"], 1, fixed_goals=2)
     with pytest.raises(ValueError, match="fixed_goals"):
         metaworld_suite(["reach-v3"], 1, fixed_goals=-1, goal_key=key)
+
+
+def test_metaworld_suite_warns_above_the_cpu_safe_batch():
+    """On CPU a vmapped MJX step over more than 256 environments deadlocks in XLA's runtime
+    (envs/metaworld/README.md): building such a suite warns, 256 does not."""
+    import warnings
+
+    from jaxsparse.algos.task_suite import CPU_SAFE_BATCH, metaworld_suite
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the warning is for CPU only")
+    with pytest.warns(UserWarning, match="never returns"):
+        metaworld_suite(["reach-v3"], CPU_SAFE_BATCH + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metaworld_suite(["reach-v3"], CPU_SAFE_BATCH)
