@@ -96,6 +96,10 @@ def test_sampled_reset_vectors_follow_meta_world(task: str) -> None:
         assert np.all(np.linalg.norm(ours[:, :2] - ours[:, 3:5], axis=1) >= 0.15)
     for k in np.flatnonzero(high > low):
         assert stats.ks_2samp(ours[:, k], theirs[:, k]).pvalue > 1e-3, k
+    # its own float32 draws are valid fixed goals (`env.fixed_goals`, as the MT10 runs use them),
+    # a fixed coordinate included (float32's 0.15 is 6e-9 above the bound)
+    fixed = make(task, goals=ours[:8])
+    np.testing.assert_array_equal(np.asarray(fixed.goals, np.float32), ours[:8])
 
 
 def test_fixed_goal_mode() -> None:
