@@ -29,7 +29,7 @@ STUDY_METHODS ?= dense gmp set redo reset wd ln pcgrad gmp-pcgrad
 REPORT_DIR ?= runs/report
 
 .PHONY: install test test-fast test-slow test-extended test-metaworld lint format train sparsity-demo lock clean \
-	bench bench-quick bench-install minigrid-study minigrid-report mt10-maskgen \
+	bench bench-quick bench-install minigrid-study minigrid-report study-archive mt10-maskgen \
 	$(MINIGRID_RUNS) $(MT10_RUNS)
 
 install: $(STAMP)
@@ -102,6 +102,17 @@ minigrid-study: install
 
 minigrid-report: install
 	$(VENV)/bin/jaxsparse report runs --out $(REPORT_DIR)
+
+# Keep the raw metrics of every complete run under runs/ in the repository (results/, without
+# checkpoints and plots: a 10-seed MiniGrid run is ~1 MB), so that the study's report can be
+# rebuilt from git: `make study-archive`, then `jaxsparse report results/minigrid`.
+RESULTS_DIR ?= results/minigrid
+RESULT_FILES := config.yaml summary.json metrics.csv train.csv diagnostics.csv
+study-archive:
+	@for s in runs/mt[357]-*/*/summary.json; do test -f "$$s" || continue; \
+		d=$$(dirname $$s); r=$(RESULTS_DIR)/$${d#runs/}; mkdir -p $$r; \
+		for f in $(RESULT_FILES); do test ! -f $$d/$$f || cp $$d/$$f $$r/; done; \
+		echo "archived $$d -> $$r"; done
 
 sparsity-demo: install
 	$(VENV)/bin/jaxsparse sparsity-demo

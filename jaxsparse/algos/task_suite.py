@@ -15,13 +15,16 @@ terminates, so a task's copies end together) is reset in the same step with fres
 runs only on steps where some episode ended. `EnvStep.success` is Meta-World's per-step
 `info["success"]`; SAC counts an episode as a success if it held at any step.
 
+Large blocks: `max_vmap = m` steps and resets a block as `lax.map` over chunks of at most `m`
+`vmap`ped copies (`chunked_vmap`). `metaworld_suite` sets it to `CPU_SAFE_BATCH` on CPU, where
+one `vmap`ped MJX step over more than 256 environments compiles and then never returns.
+
 `metaworld_suite(["reach-v3", "push-v3"], 8)` builds them with `envs.metaworld.make`.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -38,6 +41,27 @@ Array = jax.Array
 # The most Meta-World environments one vmapped MJX step is known to run over on CPU: above it
 # (320 tried) the program deadlocks in XLA's CPU runtime (envs/metaworld/README.md, CPU note).
 CPU_SAFE_BATCH = 256
+
+
+def chunked_vmap(fn: Callable[..., Any], batch: int, chunk: int | None) -> Callable[..., Any]:
+    """`vmap(fn)` over a leading axis of `batch`, computed as `lax.map` over chunks of at most
+    `chunk` vmapped rows (a last, smaller `vmap` takes the remainder); `chunk=None` is plain
+    `vmap`. The result equals `vmap(fn)`'s: only the program's batch per kernel changes."""
+    if chunk is None or batch <= chunk:
+        return jax.vmap(fn)
+    check_int("chunk", chunk, minimum=1)
+    n, rest = divmod(batch, chunk)
+
+    def mapped(*args: Any) -> Any:
+        head = jax.tree.map(lambda x: x[: n * chunk].reshape((n, chunk, *x.shape[1:])), args)
+        out = jax.lax.map(lambda a: jax.vmap(fn)(*a), head)
+        out = jax.tree.map(lambda x: x.reshape((n * chunk, *x.shape[2:])), out)
+        if not rest:
+            return out
+        tail = jax.vmap(fn)(*jax.tree.map(lambda x: x[n * chunk :], args))
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, tail)
+
+    return mapped
 
 
 def _where(pred: Array, on_true: Any, on_false: Any) -> Any:
@@ -59,8 +83,11 @@ class TaskSuite:
         task_names: Sequence[str] | None = None,
         max_episode_steps: int = 500,
         append_task_id: bool = True,
+        max_vmap: int | None = None,
     ) -> None:
         check_int("num_envs_per_task", num_envs_per_task, minimum=1)
+        if max_vmap is not None:
+            check_int("max_vmap", max_vmap, minimum=1)
         check_int("max_episode_steps", max_episode_steps, minimum=1)
         envs = tuple(envs)
         if not envs:
@@ -85,6 +112,7 @@ class TaskSuite:
         self.append_task_id = append_task_id
         self.obs_dim = int(obs.pop()) + (self.num_tasks if append_task_id else 0)
         self.max_episode_steps = max_episode_steps
+        self.max_vmap = max_vmap
         self._one_hot = jax.nn.one_hot(self.task_ids, self.num_tasks, dtype=jnp.float32)
 
     # ------------------------------------------------------------------ internals
@@ -92,8 +120,11 @@ class TaskSuite:
         obs = jnp.concatenate([jnp.asarray(o, jnp.float32) for o in per_task], axis=0)
         return jnp.concatenate([obs, self._one_hot], axis=1) if self.append_task_id else obs
 
+    def _vmap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return chunked_vmap(fn, self.per_task, self.max_vmap)
+
     def _reset_task(self, t: int, key: Array) -> State:
-        return jax.vmap(self.envs[t].reset)(jax.random.split(key, self.per_task))
+        return self._vmap(self.envs[t].reset)(jax.random.split(key, self.per_task))
 
     # ------------------------------------------------------------------ the interface
     def reset(self, key: Array) -> tuple[Array, tuple[State, ...]]:
@@ -115,7 +146,7 @@ class TaskSuite:
         n = self.per_task
         new_states, final_obs, rewards, terminated, truncated, success = [], [], [], [], [], []
         for t, env in enumerate(self.envs):
-            s = jax.vmap(env.step)(state[t], actions[t * n : (t + 1) * n])
+            s = self._vmap(env.step)(state[t], actions[t * n : (t + 1) * n])
             done = s.done > 0
             trunc = s.info.get("truncation", jnp.zeros_like(s.done)) > 0
             final_obs.append(s.obs)
@@ -165,15 +196,13 @@ def metaworld_suite(
         raise ValueError(f"goals given for tasks not in the suite: {sorted(unknown)}")
     if fixed_goals and (goals or goal_key is None):
         raise ValueError("fixed_goals draws the goals itself: give goal_key and no goals")
-    if num_envs_per_task > CPU_SAFE_BATCH and jax.default_backend() == "cpu":
-        warnings.warn(
-            f"num_envs_per_task={num_envs_per_task}: on CPU, jit(vmap(step)) of a Meta-World "
-            f"task over more than {CPU_SAFE_BATCH} environments compiles and then never returns "
-            "(jax 0.10.2; envs/metaworld/README.md, CPU note); CPU throughput is flat from 64 on",
-            stacklevel=2,
-        )
     envs = [make(t, goals=goals.get(t), goal_observable=goal_observable) for t in tasks]
     for t, env in enumerate(envs) if fixed_goals else ():
         keys = jax.random.split(jax.random.fold_in(goal_key, t), fixed_goals)
         env.set_goals(np.asarray(jax.jit(jax.vmap(env.sample_rand_vec))(keys)))
-    return TaskSuite(envs, num_envs_per_task, tasks, max_episode_steps=MAX_PATH_LENGTH)
+    # On CPU one vmap(step) over more than CPU_SAFE_BATCH environments never returns (jax 0.10.2;
+    # envs/metaworld/README.md, CPU note): larger blocks run as lax.map over chunks of it.
+    max_vmap = CPU_SAFE_BATCH if jax.default_backend() == "cpu" else None
+    return TaskSuite(
+        envs, num_envs_per_task, tasks, max_episode_steps=MAX_PATH_LENGTH, max_vmap=max_vmap
+    )
