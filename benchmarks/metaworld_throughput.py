@@ -14,13 +14,16 @@ The suite of the tasks timed (by default MT10; `jaxsparse.algos.task_suite.metaw
 each task's block stepped with its own model, task one-hot appended, auto-reset under
 `cond_any`) is timed the same way, one `jit(suite.step)` per B environments per task, for the
 sizes in `--suite-sizes` (its compile holds every task's physics: minutes per size on CPU for
-MT10); on CPU the suite itself steps blocks above 256 as chunks (`TaskSuite.max_vmap`).
+MT10); on CPU the suite itself steps blocks above 256 as chunks (`TaskSuite.max_vmap`), but
+its one program's compile grows faster than its size there (at 512 envs per task `jit(reset)`
+alone ran 47 min and 12 GB without finishing), so `--split-suite-sizes` (512 by default) times
+the tasks as separately compiled programs called in turn, one suite step per round.
 
 The original environments run one at a time (`metaworld` 3.0.0, MuJoCo on the CPU), random
 actions, reset at the end of an episode.
 
-    PYTHONPATH=. python benchmarks/metaworld_throughput.py --sizes 1 64 512 --suite-sizes 1 64 512
-    PYTHONPATH=. python benchmarks/metaworld_throughput.py --sizes --suite-sizes 512  # suite only
+    PYTHONPATH=. python benchmarks/metaworld_throughput.py   # tasks 1/64/512, suite 1/64, split 512
+    PYTHONPATH=. python benchmarks/metaworld_throughput.py --sizes --suite-sizes  # split suite only
 """
 
 from __future__ import annotations
@@ -170,11 +173,77 @@ def suite_throughput(
     return rows
 
 
+def split_suite_throughput(
+    tasks: list[str], sizes: list[int], reps: int, run_seconds: float, chunk: int
+) -> list[dict]:
+    """The tasks as separate programs, B envs each: one suite step is every task's own compiled
+    `jit(chunked_vmap(step))` called in turn (no auto-reset: the runs stay within an episode).
+    On CPU the one-program suite's compile grows faster than its size: at 512 envs per task its
+    `jit(reset)` alone ran 47 min (12 GB) without finishing, killed (2026-12-07)."""
+    opts = _options()
+    rows = []
+    for b in sizes:
+        programs, states, flips = [], [], []
+        compile_s = reset_compile_s = 0.0
+        for i, task in enumerate(tasks):
+            env = make(task)
+            reset = jax.jit(chunked_vmap(env.reset, b, chunk), compiler_options=opts)
+            t = time.perf_counter()
+            states.append(jax.block_until_ready(reset(jax.random.split(jax.random.key(i), b))))
+            reset_compile_s += time.perf_counter() - t
+            actions = jax.random.uniform(jax.random.key(100 + i), (b, 4), minval=-1, maxval=1)
+            flips.append(jnp.stack([actions, -actions]))
+            t = time.perf_counter()
+            programs.append(
+                jax.jit(chunked_vmap(env.step, b, chunk), compiler_options=opts)
+                .lower(states[-1], actions)
+                .compile()
+            )
+            compile_s += time.perf_counter() - t
+        box = {"i": 0}
+
+        def step_once(programs=programs, states=states, flips=flips, box=box):
+            box["i"] += 1
+            for t, compiled in enumerate(programs):
+                states[t] = compiled(states[t], flips[t][box["i"] % 2])
+            return [s.obs for s in states]
+
+        k, times = _time_runs(step_once, reps, run_seconds)
+        total = b * len(tasks)
+        rows.append(
+            {
+                "tasks": list(tasks),
+                "envs_per_task": b,
+                "total_envs": total,
+                "chunk": min(b, chunk),
+                "step_compile_s": compile_s,
+                "reset_compile_s": reset_compile_s,
+                "steps_per_run": k,
+                "run_times_s": times,
+                "env_steps_per_s": total * k / float(np.median(times)),
+                "finite": all(bool(np.isfinite(np.asarray(s.obs)).all()) for s in states),
+            }
+        )
+        print(
+            f"split suite ({len(tasks)} programs) x{b}: {rows[-1]['env_steps_per_s']:,.1f} "
+            f"env steps/s (compile {compile_s:.0f} s + reset {reset_compile_s:.0f} s, k={k})",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASK_NAMES))
     parser.add_argument("--sizes", nargs="*", type=int, default=[1, 64, 512])
-    parser.add_argument("--suite-sizes", nargs="*", type=int, default=[1, 64, 512])
+    parser.add_argument("--suite-sizes", nargs="*", type=int, default=[1, 64])
+    parser.add_argument(
+        "--split-suite-sizes",
+        nargs="*",
+        type=int,
+        default=[512],
+        help="envs per task of the tasks run as separate programs, one after the other",
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--run-seconds", type=float, default=2.0)
     parser.add_argument("--reference-steps", type=int, default=2000)
@@ -189,8 +258,8 @@ def main() -> None:
     unknown = sorted(set(args.tasks) - set(TASK_NAMES))
     if unknown:
         parser.error(f"--tasks: unknown {unknown}; allowed: {list(TASK_NAMES)}")
-    if any(b < 1 for b in args.sizes + args.suite_sizes):
-        parser.error("--sizes and --suite-sizes must be positive")
+    if any(b < 1 for b in args.sizes + args.suite_sizes + args.split_suite_sizes):
+        parser.error("--sizes, --suite-sizes and --split-suite-sizes must be positive")
     if args.chunk < 1:
         parser.error(f"--chunk {args.chunk}: must be positive")
 
@@ -206,6 +275,7 @@ def main() -> None:
         "reference_env_steps_per_s": metaworld_reference_rates(args.reference_steps),
         "tasks": [],
         "suite": [],
+        "split_suite": [],
     }
     print("reference:", {k: round(v) for k, v in result["reference_env_steps_per_s"].items()})
     out = args.out or HERE / "results" / f"metaworld_throughput-{device.platform}-"
@@ -217,6 +287,10 @@ def main() -> None:
         )
         out.write_text(json.dumps(result, indent=1) + "\n")  # nothing lost if interrupted
     result["suite"] = suite_throughput(args.tasks, args.suite_sizes, args.reps, args.run_seconds)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    result["split_suite"] = split_suite_throughput(
+        args.tasks, args.split_suite_sizes, args.reps, args.run_seconds, args.chunk
+    )
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 
