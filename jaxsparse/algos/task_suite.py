@@ -24,6 +24,7 @@ one `vmap`ped MJX step over more than 256 environments compiles and then never r
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -203,6 +204,14 @@ def metaworld_suite(
     # On CPU one vmap(step) over more than CPU_SAFE_BATCH environments never returns (jax 0.10.2;
     # envs/metaworld/README.md, CPU note): larger blocks run as lax.map over chunks of it.
     max_vmap = CPU_SAFE_BATCH if jax.default_backend() == "cpu" else None
+    if max_vmap is not None and num_envs_per_task > max_vmap and len(tasks) > 1:
+        warnings.warn(
+            f"num_envs_per_task={num_envs_per_task} on CPU: each task's block runs as chunks of "
+            f"{max_vmap}, and one program holding several such tasks compiles for very long (MT10 "
+            "at 512 per task: the reset alone ran 47 min without finishing; benchmarks/RESULTS.md)"
+            "; CPU throughput is flat from 64 environments per task",
+            stacklevel=2,
+        )
     return TaskSuite(
         envs, num_envs_per_task, tasks, max_episode_steps=MAX_PATH_LENGTH, max_vmap=max_vmap
     )

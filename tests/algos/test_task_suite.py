@@ -212,11 +212,19 @@ def test_max_vmap_chunks_each_block_without_changing_the_rollout():
 def test_metaworld_suite_chunks_above_the_cpu_safe_batch():
     """On CPU a vmapped MJX step over more than 256 environments deadlocks in XLA's runtime
     (envs/metaworld/README.md): the Meta-World suite caps each vmap at 256 there, so 512
-    environments per task run as two chunks (building the suite compiles nothing)."""
+    environments per task run as two chunks (building the suite compiles nothing); a suite of
+    several tasks that large warns of its compile time."""
     from jaxsparse.algos.task_suite import CPU_SAFE_BATCH, metaworld_suite
 
     if jax.default_backend() != "cpu":
         pytest.skip("the cap is for CPU only")
+    import warnings
+
     s = metaworld_suite(["reach-v3"], 2 * CPU_SAFE_BATCH)
     assert CPU_SAFE_BATCH == 256 and s.max_vmap == CPU_SAFE_BATCH
     assert s.num_envs == 512
+    with pytest.warns(UserWarning, match="compiles for very long"):  # several tasks that large
+        metaworld_suite(["reach-v3", "push-v3"], CPU_SAFE_BATCH + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metaworld_suite(["reach-v3", "push-v3"], CPU_SAFE_BATCH)
