@@ -22,15 +22,30 @@ def _train(args: argparse.Namespace) -> int:
 
         print(dump_config(cfg), end="")
         return 0
+    from jaxsparse.run.compile_cache import CacheStats, enable_compile_cache
     from jaxsparse.run.runner import DivergedError, Runner, maybe_initialize_distributed
 
     maybe_initialize_distributed()
+    cache, stats = None, None
+    if args.compile_cache is not None and args.no_compile_cache:
+        msg = "give --compile-cache or --no-compile-cache, not both"
+        print(f"jaxsparse train: {msg}", file=sys.stderr)
+        return 2
+    if not args.no_compile_cache:  # before anything compiles: JAX checks the cache only once
+        try:
+            cache = enable_compile_cache(args.compile_cache)
+        except ValueError as err:
+            print(f"jaxsparse train: --compile-cache: {err}", file=sys.stderr)
+            return 2
+        stats = None if cache is None else CacheStats()
     try:
         runner = Runner(cfg, run_dir=args.run_dir, resume=args.resume, max_chunks=args.max_chunks)
         if runner.complete and not args.resume:
             print(f"{runner.run_dir}: already complete (summary.json exists); nothing to do")
             return 0
         runner.run()
+        if stats is not None and cache is not None:
+            print(stats.describe(cache))
     except ConfigError as err:
         print(f"jaxsparse train: {err}", file=sys.stderr)
         return 2
@@ -128,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--max-chunks", type=int, default=None, help="stop after N chunks")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config only")
+    train.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="JAX's persistent compilation cache folder, so that a resumed run loads its "
+        "compiled programs instead of compiling again (default: ~/.cache/jaxsparse/xla; "
+        "JAX_COMPILATION_CACHE_DIR, when set, wins)",
+    )
+    train.add_argument(
+        "--no-compile-cache", action="store_true", help="compile everything afresh, save nothing"
+    )
     train.set_defaults(func=_train)
     plot = sub.add_parser("plot", help="(re)draw the learning-curve PNGs of run folders")
     plot.add_argument("run_dirs", nargs="+")

@@ -6,9 +6,12 @@ The MJX Meta-World tests compile with `envs.metaworld.CPU_COMPILER_OPTIONS` per 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +22,13 @@ if _OPT0 not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _OPT0).strip()
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The CLIs the tests start use JAX's persistent compilation cache, as a user's runs do
+# (jaxsparse.run.compile_cache), in a folder of this test process: never the user's cache.
+if "JAXSPARSE_COMPILE_CACHE" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="jaxsparse-test-xla-")
+    os.environ["JAXSPARSE_COMPILE_CACHE"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,12 +160,17 @@ def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
     cfg = tiny(sparsity={**sparsity, "freq": 32})
     cfg["train"] = {"total_steps": 640, "eval_every": 64, "checkpoint_every": 64}
     cfg_file = _write_cfg(tmp_path / "cfg.yaml", cfg)
+    # The three processes share a persistent compilation cache: the first compiles and saves,
+    # the others load its programs (as a user's resumed run does) and must still agree exactly.
+    cache = {"JAXSPARSE_COMPILE_CACHE": str(tmp_path / "xla")}
 
-    full = _train(cfg_file, tmp_path / "full")
+    full = _train(cfg_file, tmp_path / "full", env=cache)
     out, _ = full.communicate(timeout=600)
     assert full.returncode == 0, out
+    assert f"compile cache {tmp_path / 'xla'}: nothing loaded" in out
+    assert any(p.name.startswith("jit_") for p in (tmp_path / "xla").iterdir())
 
-    killed = _train(cfg_file, tmp_path / "killed")
+    killed = _train(cfg_file, tmp_path / "killed", env=cache)
     deadline = time.time() + 600
     while len(_checkpoint_steps(tmp_path / "killed")) < 1 or not any(
         s >= 3 for s in _checkpoint_steps(tmp_path / "killed")
@@ -176,10 +182,11 @@ def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
     killed.communicate()
     assert not (tmp_path / "killed" / "summary.json").exists()
 
-    resumed = _train(cfg_file, tmp_path / "killed", "--resume")
+    resumed = _train(cfg_file, tmp_path / "killed", "--resume", env=cache)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
     assert "resumed" in out
+    assert re.search(r"compile cache .*: [1-9]\d* program\(s\) loaded", out), out
 
     a, b = _final_arrays(tmp_path / "full"), _final_arrays(tmp_path / "killed")
     assert a.keys() == b.keys()
@@ -320,3 +327,21 @@ def test_checkpoints_leave_out_and_rebuild_zero_size_arrays(tmp_path):
         np.testing.assert_array_equal(restored[key], value)
     with pytest.raises(ValueError, match="more arrays"):
         _with_empty({"x": jnp.ones(2), "y": jnp.ones(2)}, {"x": abstract["a"]})
+
+
+def test_compile_cache_folder_defaults_and_switches(monkeypatch, tmp_path):
+    from jaxsparse.cli import main
+    from jaxsparse.run.compile_cache import default_cache_dir
+
+    monkeypatch.delenv("JAXSPARSE_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "jaxsparse" / "xla"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "jaxsparse" / "xla"
+    monkeypatch.setenv("JAXSPARSE_COMPILE_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    for off in ("off", "0", "OFF"):
+        monkeypatch.setenv("JAXSPARSE_COMPILE_CACHE", off)
+        assert default_cache_dir() is None
+    both = ["train", "mt3-gmp", "--compile-cache", str(tmp_path), "--no-compile-cache"]
+    assert main(both) == 2
