@@ -173,16 +173,28 @@ class Trainer:
     def init(self, key: Array) -> Any:
         return self.algo.init(key)
 
+    def train_chunk(self, state: Any) -> tuple[Any, dict[str, Any]]:
+        """``updates_per_chunk`` updates (``lax.scan``): the new state and their metrics."""
+        return jax.lax.scan(lambda s, _: self.algo.update(s), state, None, self.updates_per_chunk)
+
+    def evaluate(self, params: Any, key: Array) -> dict[str, Array]:
+        """The greedy evaluation after a chunk (``key``: the state's key after it)."""
+        return self.algo.evaluate(params, jax.random.fold_in(key, 0x5EED))
+
+    def diagnose(self, state: Any) -> dict[str, Array]:
+        """The plasticity diagnostics after a chunk (only when they are on)."""
+        return self.algo.diagnose(state, jax.random.fold_in(state.key, 0xF15E))
+
     def chunk(self, state: Any) -> tuple[Any, dict[str, Any]]:
-        """``updates_per_chunk`` updates (``lax.scan``), then a greedy evaluation (and the
-        plasticity diagnostics when on)."""
-        state, train = jax.lax.scan(
-            lambda s, _: self.algo.update(s), state, None, self.updates_per_chunk
-        )
-        evaluation = self.algo.evaluate(state.params, jax.random.fold_in(state.key, 0x5EED))
-        out = {"train": train, "eval": evaluation}
+        """``train_chunk``, then ``evaluate`` (and ``diagnose`` when on), as one function. The
+        runner compiles the three as separate programs (the same computation): XLA's compile
+        time grows faster than the program's size, which matters for the Meta-World suite on CPU,
+        and the evaluation program, which reads only the parameters and the key, is the same for
+        every sparsity method of an architecture (the persistent compilation cache shares it)."""
+        state, train = self.train_chunk(state)
+        out = {"train": train, "eval": self.evaluate(state.params, state.key)}
         if self.diagnostics:
-            out["diag"] = self.algo.diagnose(state, jax.random.fold_in(state.key, 0xF15E))
+            out["diag"] = self.diagnose(state)
         return state, out
 
 

@@ -151,16 +151,39 @@ class Runner:
 
     # ------------------------------------------------------------- compiled
     def _compiled(self) -> tuple[Any, Any]:
+        """``init`` and ``chunk``: the trainer's ``train_chunk``, ``evaluate`` and ``diagnose``
+        vmapped over seeds, jitted as separate programs and called in turn by ``chunk``."""
         t = self.trainer
         options = t.compiler_options  # e.g. MJX's CPU fusion setting (envs.metaworld)
-        init = jax.jit(jax.vmap(t.init), out_shardings=self.sharding, compiler_options=options)
-        chunk = jax.jit(
-            jax.vmap(t.chunk),
-            in_shardings=(self.sharding,),
-            out_shardings=self.sharding,
+        seeds = self.sharding
+        init = jax.jit(jax.vmap(t.init), out_shardings=seeds, compiler_options=options)
+        train = jax.jit(
+            jax.vmap(t.train_chunk),
+            in_shardings=(seeds,),
+            out_shardings=seeds,
             donate_argnums=(0,),
             compiler_options=options,
         )
+        evaluate = jax.jit(
+            jax.vmap(t.evaluate),
+            in_shardings=(seeds, seeds),
+            out_shardings=seeds,
+            compiler_options=options,
+        )
+        diagnose = jax.jit(
+            jax.vmap(t.diagnose),
+            in_shardings=(seeds,),
+            out_shardings=seeds,
+            compiler_options=options,
+        )
+
+        def chunk(state: Any) -> tuple[Any, dict[str, Any]]:
+            state, metrics = train(state)
+            out = {"train": metrics, "eval": evaluate(state.params, state.key)}
+            if t.diagnostics:
+                out["diag"] = diagnose(state)
+            return state, out
+
         return init, chunk
 
     def _checkpointer(self) -> ocp.CheckpointManager:
