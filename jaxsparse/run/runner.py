@@ -1,10 +1,12 @@
 """The chunked runner shared by every algorithm.
 
-``init`` and ``chunk`` are ``vmap``ped over seeds and jitted once; the seed axis is sharded over
-the local devices (and over hosts after ``jax.distributed.initialize``). Between chunks, and only
-there, Python logs the metrics (CSV), draws progress, checks every seed for NaN/inf and saves an
-orbax checkpoint. ``resume=True`` restores the last checkpoint and truncates the CSVs to it, so a
-run killed at any moment and resumed ends bit-for-bit where an uninterrupted run ends.
+``init`` and a chunk's three programs (the trainer's ``train_chunk``, ``evaluate`` and
+``diagnose``, compiled apart: XLA's compile time grows faster than the program) are ``vmap``ped
+over seeds and jitted once; the seed axis is sharded over the local devices (and over hosts
+after ``jax.distributed.initialize``). Between chunks, and only there, Python logs the metrics
+(CSV), draws progress, checks every seed for NaN/inf and saves an orbax checkpoint.
+``resume=True`` restores the last checkpoint and truncates the CSVs to it, so a run killed at
+any moment and resumed ends bit-for-bit where an uninterrupted run ends.
 
 Run folder: ``config.yaml`` (resolved), ``metrics.csv`` (per step, seed, task: evaluation and
 training episode scores), ``train.csv`` (per step, seed: losses, sparsity, ReDo/Reset counts),
@@ -103,7 +105,7 @@ class RunResult:
 
 
 class Runner:
-    """Train ``cfg.seeds`` seeds of one experiment in one compiled program."""
+    """Train ``cfg.seeds`` seeds of one experiment at once (``vmap`` over seeds)."""
 
     def __init__(
         self,
