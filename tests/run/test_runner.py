@@ -376,3 +376,20 @@ def test_compile_cache_folder_defaults_and_switches(monkeypatch, tmp_path):
         assert default_cache_dir() is None
     both = ["train", "mt3-gmp", "--compile-cache", str(tmp_path), "--no-compile-cache"]
     assert main(both) == 2
+
+
+def test_sparsity_methods_share_the_evaluation_program_through_the_compile_cache(tmp_path):
+    """The evaluation reads only the parameters and the key, so a GMP run loads the program a
+    dense run of the same architecture and environments compiled."""
+    cache = {"JAXSPARSE_COMPILE_CACHE": str(tmp_path / "xla")}
+    outs = []
+    for method in ({"method": "dense"}, {"method": "gmp", "sparsity": 0.9}):
+        cfg = tiny(sparsity=method)
+        cfg["train"] = {"total_steps": 64, "eval_every": 64, "checkpoint_every": 64}
+        cfg_file = _write_cfg(tmp_path / f"{method['method']}.yaml", cfg)
+        proc = _train(cfg_file, tmp_path / method["method"], env=cache)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+        outs.append(out)
+    assert "nothing loaded" in outs[0]
+    assert re.search(r"compile cache .*: [1-9]\d* program\(s\) loaded", outs[1]), outs[1]
