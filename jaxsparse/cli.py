@@ -25,27 +25,27 @@ def _train(args: argparse.Namespace) -> int:
     from jaxsparse.run.compile_cache import CacheStats, enable_compile_cache
     from jaxsparse.run.runner import DivergedError, Runner, maybe_initialize_distributed
 
-    maybe_initialize_distributed()
-    cache, stats = None, None
     if args.compile_cache is not None and args.no_compile_cache:
         msg = "give --compile-cache or --no-compile-cache, not both"
         print(f"jaxsparse train: {msg}", file=sys.stderr)
         return 2
+    maybe_initialize_distributed()
+    stats = None
     if not args.no_compile_cache:  # before anything compiles: JAX checks the cache only once
         try:
             cache = enable_compile_cache(args.compile_cache)
         except ValueError as err:
             print(f"jaxsparse train: --compile-cache: {err}", file=sys.stderr)
             return 2
-        stats = None if cache is None else CacheStats()
+        stats = None if cache is None else CacheStats(cache)
     try:
         runner = Runner(cfg, run_dir=args.run_dir, resume=args.resume, max_chunks=args.max_chunks)
         if runner.complete and not args.resume:
             print(f"{runner.run_dir}: already complete (summary.json exists); nothing to do")
             return 0
         runner.run()
-        if stats is not None and cache is not None:
-            print(stats.describe(cache))
+        if stats is not None:
+            print(stats.describe())
     except ConfigError as err:
         print(f"jaxsparse train: {err}", file=sys.stderr)
         return 2

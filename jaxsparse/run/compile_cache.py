@@ -1,7 +1,8 @@
 """JAX's persistent compilation cache for training runs.
 
 A resumed run compiles the same programs as the run it continues: on a 2-core CPU that is a
-minute or two for a MiniGrid chunk and about an hour for a Meta-World MT10 SAC chunk. With the
+minute or two for a MiniGrid chunk and over 40 minutes for a Meta-World MT10 SAC run (its
+1-seed init and update: 7 and 35 min, benchmarks/RESULTS.md). With the
 persistent cache (``jax_compilation_cache_dir``) the second process loads the compiled programs
 from disk instead. ``jaxsparse train`` turns it on by default in ``default_cache_dir()``
 (``$JAXSPARSE_COMPILE_CACHE`` if set, else ``$XDG_CACHE_HOME/jaxsparse/xla``, else
@@ -50,16 +51,17 @@ def enable_compile_cache(path: str | os.PathLike[str] | None = None) -> Path | N
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"compile cache: cannot create the folder {folder}: {err}") from None
+        raise ValueError(f"cannot create the folder {folder}: {err}") from None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     return folder
 
 
 class CacheStats:
-    """Programs loaded from the persistent cache in this process and the compile seconds that
-    saved (as JAX measures them), counted from the moment of creation."""
+    """Programs loaded from the persistent cache ``folder`` in this process and the compile
+    seconds that saved (as JAX measures them), counted from the moment of creation."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.hits = 0
         self.saved_s = 0.0
         jax.monitoring.register_event_duration_secs_listener(self._on_duration)
@@ -69,7 +71,8 @@ class CacheStats:
             self.hits += 1
             self.saved_s += max(duration, 0.0)
 
-    def describe(self, folder: Path) -> str:
+    def describe(self) -> str:
+        folder = self.folder
         if not self.hits:
             return f"compile cache {folder}: nothing loaded (compiled programs are saved there)"
         return (
