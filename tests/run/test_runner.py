@@ -165,6 +165,16 @@ def _train(cfg_file: Path, run_dir: Path, *extra: str, env=None) -> subprocess.P
     )
 
 
+def _shared_cache(tmp_path: Path) -> dict[str, str]:
+    """Environment for CLI processes that share one compile cache in ``tmp_path``. JAX writes
+    only programs that took at least 1 s to compile by default; a fast machine compiles the tiny
+    test programs quicker than that (CI did), so the tests save every program."""
+    return {
+        "JAXSPARSE_COMPILE_CACHE": str(tmp_path / "xla"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+
 def _final_arrays(run_dir: Path) -> dict[str, np.ndarray]:
     """Every array of the last checkpoint, read back with orbax (no template needed)."""
     import orbax.checkpoint as ocp
@@ -193,7 +203,7 @@ def test_resume_after_sigkill_is_bit_for_bit(tmp_path, method):
     cfg_file = _write_cfg(tmp_path / "cfg.yaml", cfg)
     # The three processes share a persistent compilation cache: the first compiles and saves,
     # the others load its programs (as a user's resumed run does) and must still agree exactly.
-    cache = {"JAXSPARSE_COMPILE_CACHE": str(tmp_path / "xla")}
+    cache = _shared_cache(tmp_path)
 
     full = _train(cfg_file, tmp_path / "full", env=cache)
     out, _ = full.communicate(timeout=600)
@@ -381,7 +391,7 @@ def test_compile_cache_folder_defaults_and_switches(monkeypatch, tmp_path):
 def test_sparsity_methods_share_the_evaluation_program_through_the_compile_cache(tmp_path):
     """The evaluation reads only the parameters and the key, so a GMP run loads the program a
     dense run of the same architecture and environments compiled."""
-    cache = {"JAXSPARSE_COMPILE_CACHE": str(tmp_path / "xla")}
+    cache = _shared_cache(tmp_path)
     outs = []
     for method in ({"method": "dense"}, {"method": "gmp", "sparsity": 0.9}):
         cfg = tiny(sparsity=method)
