@@ -81,6 +81,27 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from jaxsparse.run.config import ConfigError
+    from jaxsparse.run.runner import diagnose_checkpoint
+
+    if args.tau is not None and args.tau < 0:
+        print(f"jaxsparse diagnose: --tau must be >= 0, got {args.tau}", file=sys.stderr)
+        return 2
+    try:
+        df = diagnose_checkpoint(args.run_dir, tau=args.tau)
+    except ConfigError as err:
+        print(f"jaxsparse diagnose: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"written: {args.out}")
+    summary = df.drop(columns=["step", "seed"]).agg(["mean", "min", "max"]).T
+    print(f"step {int(df['step'].iloc[0])}, {len(df)} seed(s):")
+    print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
 def _sparsity_demo(args: argparse.Namespace) -> int:
     """Prune a small MLP with GMP for a few hundred steps and print the per-layer summary."""
     import jax
@@ -170,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", default="report", help="output folder (default: report)")
     report.add_argument("--no-plots", action="store_true", help="write no figures")
     report.set_defaults(func=_report)
+    diag = sub.add_parser(
+        "diagnose",
+        help="plasticity diagnostics of a run's newest checkpoint (e.g. with another --tau)",
+    )
+    diag.add_argument("run_dir", metavar="RUN_DIR")
+    diag.add_argument("--tau", type=float, default=None, help="dormant threshold (default: run's)")
+    diag.add_argument("--out", default=None, help="also write the per-seed rows to this CSV")
+    diag.set_defaults(func=_diagnose)
     demo = sub.add_parser("sparsity-demo", help="GMP on a small regression MLP, with a summary")
     demo.add_argument("--sparsity", type=float, default=0.9)
     demo.add_argument("--seed", type=int, default=0)

@@ -542,7 +542,7 @@ class PPO:
         (logits, _), inter = net.apply(params, obs, mutable=["intermediates"])
         acts = flatten_intermediates(inter)
         out = dormant_summary(
-            all_scores(acts, self.layers, self.env.num_tasks), self.layers, pl.tau
+            all_scores(acts, self.layers, self.env.num_tasks), self.layers, pl.tau, masks
         )
         out["erank"] = effective_rank(acts["features"])
         actions = jax.random.categorical(key, logits)

@@ -162,20 +162,62 @@ def all_scores(
     return {layer.name: layer_scores(activations[layer.name], layer, num_tasks) for layer in layers}
 
 
+def live_neurons(layer: NeuronLayer, masks: Mapping[str, Array | None]) -> Array | None:
+    """True for each neuron of ``layer`` that keeps at least one unpruned incoming weight (its
+    kernel, ``layer.incoming[0]``), shaped like its scores; ``None`` when that kernel is dense.
+    ``masks``: mask (or ``None``) by parameter path, as ``masks_by_path`` gives."""
+    slot = layer.incoming[0]
+    mask = masks.get(slot.path)
+    if mask is None:
+        return None
+    other = tuple(a for a in range(mask.ndim) if a not in slot.axes)
+    return jnp.any(mask, axis=other)
+
+
+def masks_by_path(masks: PyTree | None) -> dict[str, Array | None]:
+    """A sparsity mask tree (``None`` leaves for dense parameters; ``None`` for a dense model)
+    as a dict by parameter path, the dense leaves left out."""
+    if masks is None:
+        return {}
+    flat = jax.tree_util.tree_flatten_with_path(masks, is_leaf=lambda x: x is None)[0]
+    return {path_str(p): m for p, m in flat if m is not None}
+
+
 def dormant_summary(
-    scores: Mapping[str, Array], layers: tuple[NeuronLayer, ...], tau: float
+    scores: Mapping[str, Array],
+    layers: tuple[NeuronLayer, ...],
+    tau: float,
+    masks: PyTree | None = None,
 ) -> dict[str, Array]:
     """tau-dormant fractions: ``dormant_actor`` / ``dormant_critic`` (dormant neurons over all
-    neurons of the layers each uses, pooled) and ``dormant/<layer>`` per layer."""
+    neurons of the layers each uses, pooled) and ``dormant/<layer>`` per layer.
+
+    With the sparsity ``masks`` (a tree parallel to the parameters; ``None`` leaves are dense)
+    also ``cut_actor`` / ``cut_critic``, the fraction of neurons whose incoming weights are all
+    pruned (their activation no longer depends on the input: at high sparsity most of them are
+    dormant by construction), and ``dormant_live_actor`` / ``dormant_live_critic``, the dormant
+    fraction among the other neurons (equal to ``dormant_*`` for a dense network)."""
+    flat_masks = masks_by_path(masks) if masks is not None else None
     out: dict[str, Array] = {}
-    count = {"actor": jnp.int32(0), "critic": jnp.int32(0)}
-    total = {"actor": 0, "critic": 0}
+    roles = ("actor", "critic")
+    count = {r: jnp.int32(0) for r in roles}
+    total = {r: 0 for r in roles}
+    live_count = {r: jnp.int32(0) for r in roles}
+    live_total = {r: jnp.int32(0) for r in roles}
     for layer in layers:
         dormant = scores[layer.name] <= tau
         out[f"dormant/{layer.name}"] = jnp.mean(dormant.astype(jnp.float32))
+        live = None if flat_masks is None else live_neurons(layer, flat_masks)
+        if live is None:
+            live = jnp.ones(dormant.shape, bool)
         for r in layer.roles:
             count[r] = count[r] + jnp.sum(dormant, dtype=jnp.int32)
             total[r] += dormant.size
-    for r in ("actor", "critic"):
+            live_count[r] = live_count[r] + jnp.sum(dormant & live, dtype=jnp.int32)
+            live_total[r] = live_total[r] + jnp.sum(live, dtype=jnp.int32)
+    for r in roles:
         out[f"dormant_{r}"] = count[r] / max(total[r], 1)
+        if flat_masks is not None:
+            out[f"cut_{r}"] = 1.0 - live_total[r] / max(total[r], 1)
+            out[f"dormant_live_{r}"] = live_count[r] / jnp.maximum(live_total[r], 1)
     return out

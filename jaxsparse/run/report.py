@@ -73,10 +73,19 @@ METHOD_ORDER = (
     "gmp-cagrad",
 )
 CUSTOM_BENCHMARK = "custom"  # env.suite given as a task list
-PLASTICITY_COLUMNS = ("dormant_actor", "dormant_critic", "erank", "fisher_trace")
+PLASTICITY_COLUMNS = (
+    "dormant_actor",
+    "dormant_critic",
+    "erank",
+    "fisher_trace",
+    "dormant_live_actor",
+    "dormant_live_critic",
+)
 PLASTICITY_LABELS = {
     "dormant_actor": "dormant neurons, actor",
     "dormant_critic": "dormant neurons, critic",
+    "dormant_live_actor": "dormant among unpruned neurons, actor",
+    "dormant_live_critic": "dormant among unpruned neurons, critic",
     "erank": "effective rank (srank, delta 0.01)",
     "fisher_trace": "Fisher trace",
 }
@@ -472,7 +481,8 @@ def plot_plasticity(
     title: str = "",
     colors: Mapping[str, Any] | None = None,
 ) -> Path | None:
-    """A row of panels (dormant_actor, dormant_critic, erank, fisher_trace vs step), one line per
+    """Panels of ``PLASTICITY_COLUMNS`` vs step (dormant fractions, erank, Fisher trace, and the
+    dormant fraction among unpruned neurons where logged), rows of at most four, one line per
     run with ``diagnostics.csv`` (mean and CI over seeds). `None`, no file, when no run has one
     of these columns."""
     tables = []
@@ -487,8 +497,13 @@ def plot_plasticity(
     if not columns:
         return None
 
-    fig = Figure(figsize=(3.8 * len(columns), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    ncols = min(len(columns), 4)
+    nrows = -(-len(columns) // ncols)
+    fig = Figure(figsize=(3.8 * ncols, 3.3 * nrows + 0.6), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    for ax in grid[len(columns) :]:
+        ax.set_visible(False)
+    axes = grid[: len(columns)]
     for ax, col in zip(axes, columns, strict=True):
         for run, df in tables:
             if col in df.columns:

@@ -114,7 +114,10 @@ class Runner:
         resume: bool = False,
         progress: bool | None = None,
         max_chunks: int | None = None,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: open an existing run folder without checking or writing its
+        ``config.yaml`` (``diagnose_checkpoint``); ``run`` is not meant for such a runner."""
         self.cfg = cfg
         default_dir = Path(cfg.out_dir) / cfg.name / f"{cfg.net.arch}-{cfg.seeds}seeds"
         self.run_dir = Path(run_dir) if run_dir else default_dir
@@ -124,7 +127,8 @@ class Runner:
         self.trainer: Trainer = build_trainer(cfg)
         self.mesh = seed_mesh(cfg.seeds)
         self.sharding = NamedSharding(self.mesh, PartitionSpec("seed"))
-        self._prepare_dir()
+        if not read_only:
+            self._prepare_dir()
 
     # ------------------------------------------------------------ run folder
     def _prepare_dir(self) -> None:
@@ -202,6 +206,18 @@ class Runner:
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.sharding), shapes
         )
 
+    def _restore_latest(self, mngr: ocp.CheckpointManager, init: Any, keys: jax.Array) -> tuple:
+        """``(state, meta)`` of the newest checkpoint, laid out like ``init(keys)``."""
+        abstract = self._abstract(init, keys)
+        restored = mngr.restore(
+            mngr.latest_step(),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(_without_empty(abstract)),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return _with_empty(restored["state"], abstract), restored["meta"]
+
     # -------------------------------------------------------------- logging
     def _rows(self, step: int, out: dict[str, Any], dead: set[int]) -> tuple[list, list]:
         """CSV rows of one chunk (host arrays with a leading seed axis)."""
@@ -260,7 +276,18 @@ class Runner:
         if not rows:
             return
         path = self.run_dir / name
-        pd.DataFrame(rows).to_csv(path, mode="a", header=not path.exists(), index=False)
+        new = pd.DataFrame(rows)
+        if path.exists():
+            with path.open() as f:
+                header = f.readline().rstrip("\n").split(",")
+            if header != list(new.columns):
+                # Columns changed (a run resumed by a newer version that logs more, or a row
+                # without some metric): rewrite the file with the union of the columns, in
+                # the file's order, rather than append rows that misalign with its header.
+                old = pd.read_csv(path)
+                pd.concat([old, new], ignore_index=True).to_csv(path, index=False)
+                return
+        new.to_csv(path, mode="a", header=not path.exists(), index=False)
 
     def _truncate_logs(self, step: int) -> None:
         for name in ("metrics.csv", "train.csv", "diagnostics.csv"):
@@ -278,19 +305,10 @@ class Runner:
         keys = jax.device_put(seed_keys(cfg.seed, cfg.seeds), self.sharding)
         mngr = self._checkpointer()
         start_chunk, dead, wall_before = 0, set(), 0.0
-        latest = mngr.latest_step()
-        if latest is not None:
+        if mngr.latest_step() is not None:
             if not self.resume and not self.complete:
                 raise ConfigError(f"{self.run_dir} has checkpoints: pass --resume")
-            abstract = self._abstract(init, keys)
-            restored = mngr.restore(
-                latest,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(_without_empty(abstract)),
-                    meta=ocp.args.JsonRestore(),
-                ),
-            )
-            state, meta = _with_empty(restored["state"], abstract), restored["meta"]
+            state, meta = self._restore_latest(mngr, init, keys)
             start_chunk, dead = int(meta["chunk"]), set(meta["dead_seeds"])
             wall_before = float(meta.get("wall_time_s", 0.0))
             self._truncate_logs(start_chunk * t.updates_per_chunk * t.steps_per_update)
@@ -415,3 +433,38 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def diagnose_checkpoint(run_dir: str | Path, tau: float | None = None) -> pd.DataFrame:
+    """The plasticity diagnostics (``diagnostics.csv``'s columns) of a run's newest checkpoint,
+    one row per live seed, measured again on the observations the checkpoint holds, with the
+    run's diagnostics key: the same values the run logged at that step when the code and
+    ``tau`` are the same. Use it for metrics added after the run, or another dormancy
+    threshold ``tau``. The run folder is only read."""
+    run_dir = Path(run_dir)
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.exists():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
+    if not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(f"{run_dir} has no checkpoint")
+    data = yaml.safe_load(cfg_file.read_text())
+    if tau is not None:
+        data.setdefault("plasticity", {})["tau"] = tau
+    cfg = config_from_dict(data)
+    runner = Runner(cfg, run_dir=run_dir, read_only=True, progress=False)
+    t = runner.trainer
+    if not t.diagnostics:
+        raise ConfigError(
+            f"{run_dir}: the run has no diagnostics (plasticity.diagnostics is off, or its "
+            "algorithm and environment have none)"
+        )
+    mngr = runner._checkpointer()
+    if mngr.latest_step() is None:
+        raise ConfigError(f"{run_dir} has no checkpoint")
+    init = jax.jit(jax.vmap(t.init), out_shardings=runner.sharding)
+    keys = jax.device_put(seed_keys(cfg.seed, cfg.seeds), runner.sharding)
+    state, meta = runner._restore_latest(mngr, init, keys)
+    mngr.close()
+    diag = jax.device_get(jax.jit(jax.vmap(t.diagnose))(state))
+    rows = runner._diag_rows(int(meta["step"]), {"diag": diag}, set(meta["dead_seeds"]))
+    return pd.DataFrame(rows)

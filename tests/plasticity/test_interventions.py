@@ -99,6 +99,51 @@ def test_neuron_graph_covers_every_architecture(arch, kw):
     assert 0.0 <= float(summary["dormant_actor"]) <= 1.0
 
 
+def test_dormant_live_leaves_out_the_neurons_whose_incoming_weights_are_all_pruned():
+    net, params, _ = _net_and_params("mtppo")
+    flat = _flat(params)
+    # Prune every incoming weight of conv_0 channels 5 and 6 and of task 1's actor hidden unit
+    # 17 (a few other weights too); the pruned weights are zero, the biases start at zero.
+    masks = {p: np.ones(x.shape, bool) for p, x in flat.items() if p.endswith("kernel")}
+    masks["encoder/Conv_0/kernel"][..., [5, 6]] = False
+    masks["encoder/Conv_0/kernel"][0, 0, 0, 7] = False
+    masks["actor/Dense_0/kernel"][1, :, 17] = False
+    masks["critic/Dense_0/kernel"][2, :10, 3] = False
+    paths = leaf_paths(params)
+    mask_tree = jax.tree.unflatten(jax.tree.structure(params), [masks.get(p) for p in paths])
+    params = jax.tree.unflatten(
+        jax.tree.structure(params),
+        [np.where(masks[p], flat[p], 0.0) if p in masks else flat[p] for p in paths],
+    )
+    layers, scores = _scores(net, params)
+    dormant = {k: np.asarray(v) <= TAU for k, v in scores.items()}
+    # Cut neurons compute exactly zero: dormant by construction.
+    assert dormant["encoder/conv_0"][[5, 6]].all() and dormant["actor/hidden"][1, 17]
+    size = {k: v.size for k, v in dormant.items()}
+    n = {
+        "actor": sum(size[k] for k in size if k != "critic/hidden"),
+        "critic": sum(size[k] for k in size if k != "actor/hidden"),
+    }
+    d = {
+        "actor": sum(int(v.sum()) for k, v in dormant.items() if k != "critic/hidden"),
+        "critic": sum(int(v.sum()) for k, v in dormant.items() if k != "actor/hidden"),
+    }
+    cut = {"actor": 3, "critic": 2}  # the two channels feed both heads; unit 17 is the actor's
+
+    summary = {k: float(v) for k, v in dormant_summary(scores, layers, TAU, mask_tree).items()}
+    for r in ("actor", "critic"):
+        assert summary[f"dormant_{r}"] == pytest.approx(d[r] / n[r], abs=1e-7)
+        assert summary[f"cut_{r}"] == pytest.approx(cut[r] / n[r], abs=1e-7)
+        assert summary[f"dormant_live_{r}"] == pytest.approx(
+            (d[r] - cut[r]) / (n[r] - cut[r]), abs=1e-7
+        )
+    # A dense network (no masks, or a tree of None): nothing is cut, both fractions agree.
+    dense = dormant_summary(scores, layers, TAU, jax.tree.map(lambda _: None, params))
+    assert float(dense["cut_actor"]) == 0.0
+    assert float(dense["dormant_live_actor"]) == pytest.approx(float(dense["dormant_actor"]))
+    assert "cut_actor" not in dormant_summary(scores, layers, TAU)
+
+
 def test_redo_recycles_exactly_the_dormant_neurons_and_nothing_else():
     net, params, fresh = _net_and_params("mtppo")
     # A tight threshold: only neurons that are exactly silent (a killed neuron scores 0).

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from jaxsparse.run.build import build_trainer
-from jaxsparse.run.config import ConfigError, config_from_dict, load_experiment
-from jaxsparse.run.runner import DivergedError, Runner, seed_keys
+from jaxsparse.run.config import ConfigError, config_from_dict, dump_config, load_experiment
+from jaxsparse.run.runner import DivergedError, Runner, diagnose_checkpoint, seed_keys
 from jaxsparse.sparsity import get_sparse_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +86,21 @@ def test_gmp_reaches_exact_target_sparsity_and_checkpoint_keeps_masks(tmp_path):
     assert np.all(final["sparsity"] > 0.85)
     assert (tmp_path / "run" / "plots" / "eval_score.png").exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_step"] == 384
+
+    # Diagnostics measured again on the final checkpoint are the ones the run logged there,
+    # with the pruned-away neurons counted apart (cut_*, dormant_live_*).
+    diag = pd.read_csv(tmp_path / "run" / "diagnostics.csv")
+    logged = diag[diag["step"] == 384].reset_index(drop=True)
+    again = diagnose_checkpoint(tmp_path / "run")
+    assert list(again.columns) == list(logged.columns)
+    assert {"cut_actor", "dormant_live_actor", "cut_critic", "dormant_live_critic"} <= set(diag)
+    np.testing.assert_allclose(again.to_numpy(), logged.to_numpy(), rtol=1e-5, atol=1e-7)
+    assert (again["cut_actor"] > 0).all()  # conv_0 keeps 19 of its 192 weights for 16 filters
+    everything = diagnose_checkpoint(tmp_path / "run", tau=1e9)  # every neuron is dormant
+    assert (everything["dormant_actor"] == 1.0).all() and (
+        everything["dormant_live_actor"] == 1.0
+    ).all()
+    assert (tmp_path / "run" / "config.yaml").read_text() == dump_config(cfg)  # only read
 
 
 def test_set_keeps_sparsity_constant_while_rewiring(tmp_path):
@@ -403,3 +418,36 @@ def test_sparsity_methods_share_the_evaluation_program_through_the_compile_cache
         outs.append(out)
     assert "nothing loaded" in outs[0]
     assert re.search(r"compile cache .*: [1-9]\d* program\(s\) loaded", outs[1]), outs[1]
+
+
+def test_log_rows_with_new_columns_keep_every_column_aligned(tmp_path):
+    """A run resumed by a version that logs more diagnostics appends rows with extra columns:
+    the file is rewritten with the union of the columns, the old rows' new cells empty."""
+    from types import SimpleNamespace
+
+    holder = SimpleNamespace(run_dir=tmp_path)
+    Runner._append(holder, "diagnostics.csv", [{"step": 1, "seed": 0, "dormant_actor": 0.5}])
+    Runner._append(holder, "diagnostics.csv", [{"step": 2, "seed": 0, "dormant_actor": 0.25}])
+    Runner._append(
+        holder,
+        "diagnostics.csv",
+        [{"step": 3, "seed": 0, "cut_actor": 0.125, "dormant_actor": 0.75}],
+    )
+    df = pd.read_csv(tmp_path / "diagnostics.csv")
+    assert list(df.columns) == ["step", "seed", "dormant_actor", "cut_actor"]
+    assert df["step"].tolist() == [1, 2, 3]
+    assert df["dormant_actor"].tolist() == [0.5, 0.25, 0.75]
+    assert np.isnan(df["cut_actor"][:2]).all() and df["cut_actor"][2] == 0.125
+    Runner._append(holder, "diagnostics.csv", [{"step": 4, "seed": 0, "dormant_actor": 1.0}])
+    df = pd.read_csv(tmp_path / "diagnostics.csv")
+    assert df["dormant_actor"].tolist() == [0.5, 0.25, 0.75, 1.0]
+    assert np.isnan(df["cut_actor"][3])
+
+
+def test_diagnose_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    from jaxsparse.cli import main
+
+    assert main(["diagnose", str(tmp_path)]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path), "--tau", "-1"]) == 2
+    assert "--tau must be >= 0" in capsys.readouterr().err
