@@ -218,6 +218,6 @@ def dormant_summary(
     for r in roles:
         out[f"dormant_{r}"] = count[r] / max(total[r], 1)
         if flat_masks is not None:
-            out[f"cut_{r}"] = 1.0 - live_total[r] / max(total[r], 1)
+            out[f"cut_{r}"] = (total[r] - live_total[r]) / max(total[r], 1)  # 0 exactly
             out[f"dormant_live_{r}"] = live_count[r] / jnp.maximum(live_total[r], 1)
     return out

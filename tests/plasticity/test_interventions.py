@@ -140,6 +140,17 @@ def test_dormant_live_leaves_out_the_neurons_whose_incoming_weights_are_all_prun
     # A dense network (no masks, or a tree of None): nothing is cut, both fractions agree.
     dense = dormant_summary(scores, layers, TAU, jax.tree.map(lambda _: None, params))
     assert float(dense["cut_actor"]) == 0.0
+    # Jitted and vmapped over seeds as the runner calls it (there XLA divides through a
+    # reciprocal: 1 - 496 / 496 came out as 3e-8), nothing cut is exactly 0.
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), scores)
+    all_live = jax.tree.map(lambda m: np.ones_like(m), mask_tree)
+    jitted = jax.jit(jax.vmap(lambda s, m: dormant_summary(s, layers, TAU, m)))
+    out = jitted(stacked, jax.tree.map(lambda m: np.stack([m, m]), all_live))
+    assert np.all(np.asarray(out["cut_actor"]) == 0.0), out["cut_actor"]
+    assert np.all(np.asarray(out["cut_critic"]) == 0.0), out["cut_critic"]
+    out = jitted(stacked, jax.tree.map(lambda m: np.stack([m, m]), mask_tree))
+    for r in ("actor", "critic"):
+        np.testing.assert_allclose(np.asarray(out[f"cut_{r}"]), cut[r] / n[r], rtol=1e-6)
     assert float(dense["dormant_live_actor"]) == pytest.approx(float(dense["dormant_actor"]))
     assert "cut_actor" not in dormant_summary(scores, layers, TAU)
 
