@@ -13,9 +13,11 @@ without a leading ``<benchmark>-`` (``mt3-gmp-pcgrad`` -> ``gmp-pcgrad``). Two r
 labels are an error (one run per cell); a run that has not reached ``train.total_steps`` is
 reported at its last step and marked ``*``.
 
-Written into the output folder: ``report.md`` (the table, with links to the figures),
-``report.csv`` (one row per cell) and the figures ``curves_<arch>_<benchmark>.png``,
-``intervals_<arch>_<benchmark>.png`` and ``plasticity_<arch>_<benchmark>.png``.
+Written into the output folder: ``report.md`` (the table, with links to the figures, then the
+plasticity statistics at the last evaluation per method), ``report.csv`` (one row per cell),
+``plasticity.csv`` (those statistics, one row per run and statistic) and the figures
+``curves_<arch>_<benchmark>.png``, ``intervals_<arch>_<benchmark>.png`` and
+``plasticity_<arch>_<benchmark>.png``.
 """
 
 from __future__ import annotations
@@ -103,6 +105,18 @@ CSV_COLUMNS = (
     "run_dir",
 )
 
+PLASTICITY_CSV = "plasticity.csv"
+PLASTICITY_CSV_COLUMNS = (
+    "arch",
+    "benchmark",
+    "method",
+    "seeds",
+    "step",
+    "metric",
+    "mean",
+    "ci_lo",
+    "ci_hi",
+)
 MISSING = "–"  # an (arch, method, benchmark) without a run
 INCOMPLETE = "*"  # marks a run that stopped before train.total_steps
 
@@ -550,6 +564,75 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def final_plasticity(runs: Iterable[Run]) -> pd.DataFrame:
+    """For each run with ``diagnostics.csv`` and each ``PLASTICITY_COLUMNS`` column it logged:
+    the mean and 95% bootstrap CI over seeds at the run's last diagnostics step (the columns of
+    ``plasticity.csv``, ``PLASTICITY_CSV_COLUMNS``), runs in report order."""
+    rows = []
+    for run in sorted(runs, key=_run_order):
+        if not run.has_diagnostics:
+            continue
+        df = pd.read_csv(run.run_dir / DIAGNOSTICS_CSV)
+        if df.empty or "step" not in df.columns:
+            continue
+        step = int(df["step"].max())
+        last = df[df["step"] == step]
+        for col in PLASTICITY_COLUMNS:
+            if col not in last.columns:
+                continue
+            values = pd.to_numeric(last[col], errors="coerce").to_numpy(dtype=float)
+            values = values[~np.isnan(values)]
+            if not values.size:
+                continue
+            mean, lo, hi = (float(v[0]) for v in mean_ci_over_seeds(values[:, None]))
+            rows.append(
+                {
+                    "arch": run.arch,
+                    "benchmark": run.benchmark,
+                    "method": run.method,
+                    "seeds": int(values.size),
+                    "step": step,
+                    "metric": col,
+                    "mean": mean,
+                    "ci_lo": lo,
+                    "ci_hi": hi,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(PLASTICITY_CSV_COLUMNS))
+
+
+def render_plasticity(frame: pd.DataFrame) -> str:
+    """The ``final_plasticity`` frame as Markdown: a table per (architecture, benchmark), rows
+    methods, columns the logged statistics, cells mean [95% CI] over seeds; "" without rows."""
+    if frame.empty:
+        return ""
+    lines = [f"## Plasticity at the last evaluation: mean [{CONFIDENCE:.0%} CI] over seeds", ""]
+    for (arch, bench), group in frame.groupby(["arch", "benchmark"], sort=False):
+        present = set(group["metric"])
+        cols = [c for c in PLASTICITY_COLUMNS if c in present]
+        lines += [f"### {arch_title(arch)} on {bench}", ""]
+        lines.append("| method | step | " + " | ".join(PLASTICITY_LABELS[c] for c in cols) + " |")
+        lines.append("| --- | ---: |" + " :---: |" * len(cols))
+        for method, rows in group.groupby("method", sort=False):
+            by_metric = rows.set_index("metric")
+            cells = []
+            for c in cols:
+                if c not in by_metric.index:
+                    cells.append(MISSING)
+                    continue
+                r = by_metric.loc[c]
+                cells.append(f"{r['mean']:.3g} [{r['ci_lo']:.3g}, {r['ci_hi']:.3g}]")
+            step = int(rows["step"].iloc[0])
+            lines.append(f"| {_escape(str(method))} | {step} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        f"Statistics of `{DIAGNOSTICS_CSV}` at each run's last diagnostics step, over its seeds "
+        f"(percentile bootstrap); {MISSING}: not logged by that run (a run from before the "
+        "column existed: `jaxsparse diagnose RUN_DIR` measures it on the final checkpoint)."
+    )
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -608,12 +691,19 @@ def write_report(
                     kinds[f"mask similarity ({run.method})"] = path.name
             written += [out_dir / name for name in kinds.values()]
 
-    markdown = render_markdown(cells, metric)
+    plasticity = final_plasticity(runs)
+    extra = render_plasticity(plasticity)
+    extra = "\n" + extra if extra else ""
+    markdown = render_markdown(cells, metric) + extra
     md_path = out_dir / REPORT_MD
-    md_path.write_text("# Study report\n\n" + render_markdown(cells, metric, figures))
+    md_path.write_text("# Study report\n\n" + render_markdown(cells, metric, figures) + extra)
     csv_path = out_dir / REPORT_CSV
     report_frame(cells).to_csv(csv_path, index=False)
-    return Report(cells, metric, markdown, out_dir, [md_path, csv_path, *written])
+    files = [md_path, csv_path]
+    if not plasticity.empty:
+        files.append(out_dir / PLASTICITY_CSV)
+        plasticity.to_csv(files[-1], index=False)
+    return Report(cells, metric, markdown, out_dir, [*files, *written])
 
 
 def _task_names(run: Run) -> list[str]:

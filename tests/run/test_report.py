@@ -386,3 +386,41 @@ def test_cli_end_to_end(study: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxsparse report: ") and "missing: no such folder" in err
+
+
+def test_plasticity_table_at_the_last_step_by_hand(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_run(root / "d", "mt3-dense", seeds=4, diagnostics=True)
+    gmp = write_run(root / "g", "mt3-gmp", seeds=4, diagnostics=True)
+    diag = pd.read_csv(gmp / "diagnostics.csv")  # gmp also logs the newer column
+    diag["dormant_live_actor"] = 0.5 * diag["dormant_actor"]
+    diag.to_csv(gmp / "diagnostics.csv", index=False)
+    report = write_report([root], tmp_path / "out", reps=REPS, plots=False)
+
+    frame = pd.read_csv(tmp_path / "out" / "plasticity.csv")
+    assert set(frame["method"]) == {"dense", "gmp"} and (frame["step"] == STEPS[-1]).all()
+    last = diag[diag["step"] == STEPS[-1]]
+    row = frame[(frame["method"] == "gmp") & (frame["metric"] == "erank")].iloc[0]
+    assert row["mean"] == pytest.approx(last["erank"].mean()) and row["seeds"] == 4
+    assert row["ci_lo"] <= row["mean"] <= row["ci_hi"]
+    assert row["ci_lo"] >= last["erank"].min() and row["ci_hi"] <= last["erank"].max()
+    live = frame[frame["metric"] == "dormant_live_actor"]
+    assert live["method"].tolist() == ["gmp"]
+    assert live["mean"].iloc[0] == pytest.approx(0.5 * last["dormant_actor"].mean())
+
+    rows = block(report.markdown, "MTPPO on MT3")
+    header = rows[0]
+    assert header[:3] == ["method", "step", "dormant neurons, actor"]
+    assert header[-1] == "dormant among unpruned neurons, actor"
+    cells = {r[0]: dict(zip(header, r, strict=True)) for r in rows[1:]}
+    assert cells["dense"]["dormant among unpruned neurons, actor"] == MISSING
+    expected = f"{row['mean']:.3g} [{row['ci_lo']:.3g}, {row['ci_hi']:.3g}]"
+    assert cells["gmp"]["effective rank (srank, delta 0.01)"] == expected
+    assert (tmp_path / "out" / "report.md").read_text().endswith(report.markdown)
+
+
+def test_no_plasticity_table_without_diagnostics(tmp_path: Path) -> None:
+    write_run(tmp_path / "runs" / "d", "mt3-dense")
+    report = write_report([tmp_path / "runs"], tmp_path / "out", reps=REPS, plots=False)
+    assert "Plasticity" not in report.markdown
+    assert not (tmp_path / "out" / "plasticity.csv").exists()
