@@ -8,7 +8,7 @@
 Variants are timed in interleaved rounds (A B A B ...) so that a background load hits them alike;
 each figure is the median over rounds after a warm-up call, compile time reported apart.
 Writes ``benchmarks/results/plasticity_cost-<time>.json`` and prints Markdown tables.
-``python benchmarks/plasticity_cost.py [--rounds N] [--seeds S]``
+``python benchmarks/plasticity_cost.py [--rounds N] [--seeds S] [--sections chunk,update]``
 """
 
 from __future__ import annotations
@@ -105,14 +105,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--sections", default="chunk,update", help="comma list: chunk, update")
     args = parser.parse_args()
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - {"chunk", "update"})
+    if unknown or not sections:
+        parser.error(f"--sections: unknown {unknown}; allowed: chunk, update")
     result = {
         "time": time.strftime("%Y%m%dT%H%M%S"),
         "device": f"{jax.devices()[0].platform} ({platform.machine()}, {len(jax.devices())} "
         f"device(s))",
         "jax": jax.__version__,
-        "chunk": chunk_cost(args.seeds, args.rounds),
-        "update": update_cost(args.seeds, args.rounds),
+        "chunk": chunk_cost(args.seeds, args.rounds) if "chunk" in sections else [],
+        "update": update_cost(args.seeds, args.rounds) if "update" in sections else [],
     }
     out = Path(__file__).parent / "results" / f"plasticity_cost-{result['time']}.json"
     out.parent.mkdir(exist_ok=True)
