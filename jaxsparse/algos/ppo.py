@@ -38,7 +38,7 @@ from jaxsparse.algos.ppo_losses import (
     ppo_policy_loss,
     value_loss,
 )
-from jaxsparse.nets.multitask import flatten_intermediates
+from jaxsparse.nets.multitask import SINGLE_TASK, flatten_intermediates
 from jaxsparse.plasticity.interventions import (
     PlasticityConfig,
     is_output_layer,
@@ -382,8 +382,8 @@ class PPO:
             return optax.apply_updates(params, updates), opt_state
 
         # With gradient surgery each task's loss is differentiated on its own block of the
-        # minibatch (one task per block, so heads run per sample: task_major=False).
-        apply_kw = {} if cfg.surgery == "none" else {"task_major": False}
+        # minibatch: one task per block, so each head runs that task's kernel only.
+        apply_kw = {} if cfg.surgery == "none" else {"task_major": SINGLE_TASK}
 
         def critic_loss(params, mb):
             _, v = net.apply(params, mb["obs"], **apply_kw)
@@ -559,7 +559,7 @@ class PPO:
             full = jax.tree.map(
                 lambda x, y: y if x is None else x, p, fixed, is_leaf=lambda x: x is None
             )
-            lg, _ = net.apply(full, jax.tree.map(lambda x: x[None], o), task_major=False)
+            lg, _ = net.apply(full, jax.tree.map(lambda x: x[None], o), task_major=SINGLE_TASK)
             return categorical_log_prob_and_entropy(lg, a[None])[0][0]
 
         out["fisher_trace"] = jnp.mean(

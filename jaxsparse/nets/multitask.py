@@ -3,7 +3,10 @@
 All three map ``(obs [B, 7, 7, 3], task_id [B] int)`` to ``(logits [B, n_actions], value [B])``
 with per-task actor and critic heads Linear(1024->128) Tanh Linear(128->out). With
 ``task_major=True`` the caller promises that the batch is T equal task-major blocks; each head
-then runs one matmul per task instead of computing every task's head for every sample.
+then runs one matmul per task instead of computing every task's head for every sample. With
+``task_major=SINGLE_TASK`` (``"single"``) the caller promises that every sample is of task
+``task_id[0]`` (a per-task block, as gradient surgery differentiates): one matmul with that task's
+kernel.
 
 Parameter layout (paths as the sparse core names them): ``encoder/...`` (shared by actor and
 critic), or ``encoder/actor/...`` and ``encoder/critic/...`` with ``shared_encoder=False``; heads
@@ -20,7 +23,7 @@ Task ids outside ``[0, n_tasks)`` cannot be checked under ``jit``: heads then re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -33,6 +36,8 @@ from jaxsparse.sparsity.checks import check_choice, check_int
 Array = jax.Array
 ARCHS = ("mtppo", "moe", "moore")
 HIDDEN = 128
+SINGLE_TASK = "single"  # task_major value: every sample of the batch is of task task_id[0]
+TaskLayout = bool | Literal["single"]  # False: per-sample task ids; True: T task-major blocks
 
 
 class TaskDense(nn.Module):
@@ -51,12 +56,18 @@ class TaskDense(nn.Module):
     kernel_init: nn.initializers.Initializer | None = None
 
     @nn.compact
-    def __call__(self, x: Array, task_id: Array, task_major: bool = False) -> Array:
+    def __call__(self, x: Array, task_id: Array, task_major: TaskLayout = False) -> Array:
         init = self.kernel_init
         if init is None:  # batch_axis keeps T out of the fan-in
             init = nn.initializers.lecun_normal(batch_axis=(0,))
         kernel = self.param("kernel", init, (self.n_tasks, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.n_tasks, self.features))
+        if isinstance(task_major, str):
+            if task_major != SINGLE_TASK:
+                raise ValueError(f"task_major must be True, False or {SINGLE_TASK!r}")
+            # The caller promises one task for the whole batch: its kernel only.
+            t = task_id[0]
+            return x @ kernel[t] + bias[t]
         if task_major:
             # The caller promises T equal task-major blocks (rows [t*B/T, (t+1)*B/T) are task t):
             # one matmul per task, no wasted FLOPs.
@@ -82,7 +93,7 @@ class TaskHead(nn.Module):
     layer_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: Array, task_id: Array, task_major: bool = False) -> Array:
+    def __call__(self, x: Array, task_id: Array, task_major: TaskLayout = False) -> Array:
         h = TaskDense(self.n_tasks, self.hidden, name="Dense_0")(x, task_id, task_major)
         if self.layer_norm:
             shape = (self.n_tasks, self.hidden)
@@ -117,7 +128,11 @@ def _check_task_id(task_id: Array, obs: Array) -> None:
 
 
 def _actor_critic(
-    net: nn.Module, obs: Array, task_id: Array, make_encoder: EncoderFactory, task_major: bool
+    net: nn.Module,
+    obs: Array,
+    task_id: Array,
+    make_encoder: EncoderFactory,
+    task_major: TaskLayout,
 ) -> tuple[Array, Array]:
     """Encoder(s) then per-task actor and critic heads; call inside ``net``'s compact method."""
     task_id = jnp.asarray(task_id)
@@ -148,7 +163,9 @@ class MTPPO(nn.Module):
     hidden: int = HIDDEN
 
     @nn.compact
-    def __call__(self, obs: Array, task_id: Array, task_major: bool = False) -> tuple[Array, Array]:
+    def __call__(
+        self, obs: Array, task_id: Array, task_major: TaskLayout = False
+    ) -> tuple[Array, Array]:
         def make(name: str) -> Callable[[Array, Array], Array]:
             enc = MiniGridEncoder(layer_norm=self.layer_norm, name=name)
             return lambda o, _t: enc(o)
@@ -172,7 +189,9 @@ class MoE(nn.Module):
     orthogonal: bool = False
 
     @nn.compact
-    def __call__(self, obs: Array, task_id: Array, task_major: bool = False) -> tuple[Array, Array]:
+    def __call__(
+        self, obs: Array, task_id: Array, task_major: TaskLayout = False
+    ) -> tuple[Array, Array]:
         def make(name: str) -> MixtureEncoder:
             return MixtureEncoder(
                 self.n_tasks, self.n_experts, self.orthogonal, self.layer_norm, name=name
