@@ -25,7 +25,7 @@ import optax
 
 from jaxsparse.plasticity.neurons import NeuronLayer
 from jaxsparse.sparsity.checks import check_int, check_range
-from jaxsparse.sparsity.masks import apply_masks, leaf_paths
+from jaxsparse.sparsity.masks import apply_masks, leaf_paths, leaves_by_path
 
 Array = jax.Array
 PyTree = Any
@@ -35,10 +35,6 @@ _ZERO_LEAVES = ("bias", "ln_bias")  # reset to zero (the initialisers give zero 
 
 def _rebuild(tree: PyTree, by_path: Mapping[str, Array]) -> PyTree:
     return jax.tree.unflatten(jax.tree.structure(tree), [by_path[p] for p in leaf_paths(tree)])
-
-
-def _by_path(tree: PyTree) -> dict[str, Array]:
-    return dict(zip(leaf_paths(tree), jax.tree.leaves(tree), strict=True))
 
 
 def zero_adam_moments(opt_state: PyTree, touched: PyTree) -> PyTree:
@@ -76,7 +72,7 @@ def recycle_dormant(
     ``<= tau``. ``touched`` is a param-shaped bool tree of every entry changed (incoming, bias and
     outgoing of recycled neurons), for ``zero_adam_moments``; ``recycled`` counts neurons.
     """
-    old, new_init = _by_path(params), _by_path(fresh)
+    old, new_init = leaves_by_path(params), leaves_by_path(fresh)
     reinit = {p: jnp.zeros(jnp.shape(x), bool) for p, x in old.items()}
     zero = dict(reinit)
     recycled = jnp.int32(0)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsparse.plasticity.metrics import neuron_scores
-from jaxsparse.sparsity.masks import leaf_paths, path_str
+from jaxsparse.sparsity.masks import leaf_paths, leaves_by_path, path_str
 
 Array = jax.Array
 PyTree = Any
@@ -165,22 +165,13 @@ def all_scores(
 def live_neurons(layer: NeuronLayer, masks: Mapping[str, Array | None]) -> Array | None:
     """True for each neuron of ``layer`` that keeps at least one unpruned incoming weight (its
     kernel, ``layer.incoming[0]``), shaped like its scores; ``None`` when that kernel is dense.
-    ``masks``: mask (or ``None``) by parameter path, as ``masks_by_path`` gives."""
+    ``masks``: mask (or ``None``) by parameter path, as ``sparsity.masks.leaves_by_path`` gives."""
     slot = layer.incoming[0]
     mask = masks.get(slot.path)
     if mask is None:
         return None
     other = tuple(a for a in range(mask.ndim) if a not in slot.axes)
     return jnp.any(mask, axis=other)
-
-
-def masks_by_path(masks: PyTree | None) -> dict[str, Array | None]:
-    """A sparsity mask tree (``None`` leaves for dense parameters; ``None`` for a dense model)
-    as a dict by parameter path, the dense leaves left out."""
-    if masks is None:
-        return {}
-    flat = jax.tree_util.tree_flatten_with_path(masks, is_leaf=lambda x: x is None)[0]
-    return {path_str(p): m for p, m in flat if m is not None}
 
 
 def dormant_summary(
@@ -197,7 +188,7 @@ def dormant_summary(
     pruned (their activation no longer depends on the input: at high sparsity most of them are
     dormant by construction), and ``dormant_live_actor`` / ``dormant_live_critic``, the dormant
     fraction among the other neurons (equal to ``dormant_*`` for a dense network)."""
-    flat_masks = masks_by_path(masks) if masks is not None else None
+    flat_masks = leaves_by_path(masks) if masks is not None else None
     out: dict[str, Array] = {}
     roles = ("actor", "critic")
     count = {r: jnp.int32(0) for r in roles}

@@ -41,6 +41,11 @@ def leaf_paths(params: PyTree) -> list[str]:
     return [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
 
 
+def leaves_by_path(tree: PyTree) -> dict[str, Any]:
+    """Every array leaf of ``tree`` by its path string (``None`` leaves, dense masks, left out)."""
+    return dict(zip(leaf_paths(tree), jax.tree.leaves(tree), strict=True))
+
+
 def default_filter(path: str, leaf: jax.Array) -> bool:
     """Prune kernels of Dense and Conv layers (leaf named ``kernel``, 2+ dims); never biases or
     norm scales."""
